@@ -1,0 +1,1 @@
+"""Command-line modules: one thin Typer module per `heka` subcommand."""

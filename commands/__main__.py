@@ -1,0 +1,5 @@
+"""`python -m hekacli.commands` runs the `heka` CLI."""
+
+from .main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Load generation and delivery verification: flood senders, log-file writers, verifiers."""

@@ -1,0 +1,183 @@
+"""Renderers for stdout shared by every command: JSONL, JSON, CSV/TSV, rich tables, Parquet.
+
+Data goes to stdout, everything else to stderr. JSONL is the default when stdout is not a terminal,
+a rich table when it is. Timestamps (int nanoseconds under ``Timestamp``) are written as RFC 3339 UTC
+with nanoseconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import math
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from rich.console import Console
+
+from .errors import UsageError
+
+FORMATS = ("jsonl", "json", "csv", "tsv", "table", "parquet")
+
+
+def stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def default_format() -> str:
+    """`table` on a terminal, `jsonl` when piped."""
+    return "table" if stdout_is_terminal() else "jsonl"
+
+
+def stderr_console() -> Console:
+    """A rich console on stderr; no colour when piped or with NO_COLOR (rich honours NO_COLOR)."""
+    return Console(stderr=True, highlight=False, no_color=bool(os.environ.get("NO_COLOR")) or None)
+
+
+def format_timestamp(ns: int) -> str:
+    """RFC 3339 UTC with nanoseconds: ``2026-11-28T00:42:17.123456789Z``."""
+    seconds, frac = divmod(int(ns), 1_000_000_000)
+    base = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{frac:09d}Z"
+
+
+def _clean_str(s: str) -> str:
+    # Strings decoded with surrogateescape may hold lone surrogates; JSON writers need valid
+    # text, so they become U+FFFD exactly as Go's encoding/json does with invalid UTF-8.
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-safe form of a record value (bytes as base64, NaN/Inf as null)."""
+    if isinstance(value, str):
+        return _clean_str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def record_for_output(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A flat record ready for JSON/CSV: Timestamp rendered as text, values JSON-safe."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key == "Timestamp" and isinstance(value, int) and not isinstance(value, bool):
+            out[key] = format_timestamp(value)
+        else:
+            out[key] = jsonable(value)
+    return out
+
+
+def dumps_jsonl(record: Mapping[str, Any]) -> str:
+    """One JSON line (no newline) for a flat record."""
+    return json.dumps(record_for_output(record), ensure_ascii=False, separators=(",", ":"))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class RecordWriter:
+    """Writes flat records to a text stream in one of `FORMATS`.
+
+    Streaming formats (jsonl, csv, tsv) write as records arrive; `json`, `table` and `parquet`
+    collect and write on `close()`. CSV/TSV columns are the keys of the first record plus any new
+    keys seen later in the first `sniff` records.
+    """
+
+    def __init__(self, fmt: str, stream: IO[str] | None = None, *, path: str | None = None,
+                 title: str | None = None, max_table_rows: int = 10_000) -> None:
+        if fmt not in FORMATS:
+            raise UsageError(f"unknown output format {fmt!r} (choose from {', '.join(FORMATS)})")
+        if fmt == "parquet" and path is None:
+            raise UsageError("--format parquet needs --output FILE")
+        self.fmt = fmt
+        self.stream = stream if stream is not None else sys.stdout
+        self.path = path
+        self.title = title
+        self.max_table_rows = max_table_rows
+        self._rows: list[dict[str, Any]] = []
+        self._columns: list[str] | None = None
+        self._csv: Any = None
+        self.count = 0
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self.count += 1
+        if self.fmt == "jsonl":
+            self.stream.write(dumps_jsonl(record))
+            self.stream.write("\n")
+        elif self.fmt in ("csv", "tsv"):
+            row = record_for_output(record)
+            if self._csv is None:
+                self._columns = list(row)
+                self._csv = csv.writer(self.stream, delimiter="," if self.fmt == "csv" else "\t",
+                                       lineterminator="\n")
+                self._csv.writerow(self._columns)
+            assert self._columns is not None
+            self._csv.writerow([_cell(row.get(c)) for c in self._columns])
+        else:
+            if self.fmt == "table" and len(self._rows) >= self.max_table_rows:
+                return
+            self._rows.append(record_for_output(record) if self.fmt != "parquet" else dict(record))
+
+    def write_all(self, records: Iterable[Mapping[str, Any]]) -> int:
+        for r in records:
+            self.write(r)
+        return self.count
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            json.dump(self._rows, self.stream, ensure_ascii=False, indent=2)
+            self.stream.write("\n")
+        elif self.fmt == "table":
+            render_table(self._rows, title=self.title, stream=self.stream)
+        elif self.fmt == "parquet":
+            import polars as pl
+
+            assert self.path is not None
+            pl.DataFrame(self._rows, infer_schema_length=None).write_parquet(self.path)
+        self.stream.flush()
+
+
+def render_table(rows: Sequence[Mapping[str, Any]], *, title: str | None = None,
+                 stream: IO[str] | None = None, columns: Sequence[str] | None = None) -> None:
+    """Print rows as a rich table (to stdout by default)."""
+    from rich.table import Table
+
+    cols: list[str] = list(columns) if columns else []
+    if not cols:
+        for r in rows:
+            for k in r:
+                if k not in cols:
+                    cols.append(k)
+    table = Table(title=title, show_lines=False)
+    for c in cols:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*(_cell(r.get(c)) for c in cols))
+    Console(file=stream or sys.stdout, no_color=bool(os.environ.get("NO_COLOR")) or None).print(table)
+

@@ -1,0 +1,1 @@
+"""The `heka serve` daemon: inputs -> router (matchers) -> filters and outputs."""
