@@ -1,0 +1,90 @@
+"""The contract between `heka serve`'s router and what it feeds: outputs, verifiers, sandboxes.
+
+Inputs (listeners) turn framed records into `Delivery` objects and hand them to the router; the
+router offers each delivery to every plugin whose `message_matcher` accepts the message and whose
+`message_signer` (if set) equals the delivery's verified signer, exactly as Heka's MatchRunner did.
+Plugins may inject new messages back into the router through `ServeContext.inject` (sandboxes do);
+injected messages carry a loop count and are dropped past `max_message_loops`.
+
+Plugin sections of the serve YAML config are built by factories registered in `PLUGIN_FACTORIES`:
+``section name -> "module:function"``, imported lazily so the daemon only loads what a config uses.
+A factory is ``build(section: Any, ctx: ServeContext) -> list[Plugin]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from ..message import Message
+
+# YAML section -> factory. Each factory module belongs to the area that builds that plugin.
+PLUGIN_FACTORIES: dict[str, str] = {
+    "verify": "hekacli.flood.verify:build_serve_plugins",  # heka serve --verify (flood issue)
+    "filters": "hekacli.sandbox.serve_plugin:build_serve_plugins",  # Lua sandbox filters (sandbox issue)
+    "sandbox_manager": "hekacli.serve.manager:build_serve_plugins",  # SandboxManager (sbmgr issue)
+    "dashboard": "hekacli.serve.dashboard:build_serve_plugins",  # HTTP dashboard (sbmgr issue)
+}
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One message as the router sees it."""
+
+    message: Message
+    raw: bytes  # the protobuf message bytes as received (not the framing)
+    signer: str | None = None  # verified signer name (HMAC checked), None when unsigned
+    listener: str = ""  # the listener URL it came from, "" when injected
+    loops: int = 0  # how many times it went round through inject (loop protection)
+    received_ns: int = 0  # time.time_ns() at receipt
+
+
+@runtime_checkable
+class ServeContext(Protocol):
+    """What the daemon offers plugins."""
+
+    state_dir: Path  # where plugins keep files across restarts (preserved sandboxes, manager files)
+
+    def inject(self, message: Message, *, origin: str, loops: int = 0) -> None:
+        """Route a new message (from a sandbox) back through the router."""
+
+    def add_plugin(self, plugin: Plugin) -> None:
+        """Start routing to a plugin while running (used by the SandboxManager)."""
+
+    def remove_plugin(self, name: str) -> Plugin | None:
+        """Stop routing to the named plugin and return it (its `stop` is the caller's job)."""
+
+    def plugins(self) -> list[Plugin]:
+        """The running plugins, in the order they were added."""
+
+    def log(self, text: str) -> None:
+        """One line on stderr, prefixed with the daemon's name."""
+
+
+@runtime_checkable
+class Plugin(Protocol):
+    """A router destination. `process` runs on the event-loop thread and must not block long."""
+
+    name: str
+    message_matcher: str | None  # message_matcher expression; None means every message
+    message_signer: str | None  # only messages verified as signed by this signer
+
+    async def start(self, ctx: ServeContext) -> None: ...
+
+    def process(self, delivery: Delivery) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for the summary on stop and for the dashboard (JSON-safe)."""
+        ...
+
+
+@dataclass
+class PluginStats:
+    """A convenience counter block plugins may embed."""
+
+    processed: int = 0
+    errors: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
