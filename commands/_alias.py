@@ -8,20 +8,26 @@ so existing scripts keep working.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 
-def translate_go_flags(argv: Sequence[str], flag_map: Mapping[str, str]) -> list[str]:
+def translate_go_flags(argv: Sequence[str], flag_map: Mapping[str, str],
+                       bool_flags: Collection[str] = ()) -> list[str]:
     """Rewrite Go-style flags with `flag_map` (Go flag name -> our option, e.g. "heka" -> "--heka").
 
-    Unknown single-dash words are passed through with a double dash so Typer can report them.
-    Positional arguments and negative numbers are left alone.
+    Boolean Go flags (`bool_flags`) also take Go's `-x=true` / `-x=false` forms. Unknown
+    single-dash words are passed through with a double dash so Typer can report them. Positional
+    arguments and negative numbers are left alone.
     """
     out: list[str] = []
     for arg in argv:
         if arg.startswith("-") and len(arg) > 1 and not _is_number(arg):
             name, sep, value = arg.lstrip("-").partition("=")
             option = flag_map.get(name, f"--{name}")
+            if sep and name in bool_flags and value.lower() in ("true", "false", "1", "0", "t", "f"):
+                if value.lower() in ("true", "1", "t"):
+                    out.append(option)
+                continue
             out.append(f"{option}={value}" if sep else option)
         else:
             out.append(arg)
@@ -36,9 +42,10 @@ def _is_number(arg: str) -> bool:
     return True
 
 
-def run_alias(subcommand: Sequence[str], flag_map: Mapping[str, str], argv: Sequence[str] | None = None) -> None:
+def run_alias(subcommand: Sequence[str], flag_map: Mapping[str, str], argv: Sequence[str] | None = None,
+              bool_flags: Collection[str] = ()) -> None:
     """Run `heka <subcommand> <translated argv>` and exit with its code."""
     from .main import main
 
     args = list(sys.argv[1:] if argv is None else argv)
-    main([*subcommand, *translate_go_flags(args, flag_map)])
+    main([*subcommand, *translate_go_flags(args, flag_map, bool_flags)])

@@ -2,45 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import typer
 
 from hekacli import __version__
 from hekacli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, HekaError
 
-from . import (
-    agg,
-    cat,
-    certs,
-    decode,
-    flood,
-    inject,
-    logstream,
-    report,
-    sandbox,
-    sbmgr,
-    sbmgrload,
-    send,
-    serve,
-    sql,
-)
-
-# Each module adds its own command(s) or sub-app; order here is the order in `heka --help`.
-COMMAND_MODULES = (decode, agg, sql, report, logstream, cat, inject, send, serve, flood, sandbox, sbmgr,
-                   sbmgrload, certs)
-
-app = typer.Typer(
-    name="heka",
-    help="Mozilla Heka's tools as one modern, pipe-friendly CLI and local log analyzer.",
-    no_args_is_help=True,
-    rich_markup_mode="rich",
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+# Each module `commands/<name>.py` adds the subcommand `<name>` (a command or a sub-app); the order
+# here is the order in `heka --help`. Modules are imported only when needed: `heka cat` should not
+# pay for polars or lupa at start-up.
+COMMAND_NAMES = ("decode", "agg", "sql", "report", "logstream", "cat", "inject", "send", "serve", "flood",
+                 "sandbox", "sbmgr", "sbmgrload", "certs")
 
 
 def _version_callback(value: bool) -> None:
@@ -49,7 +27,6 @@ def _version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
@@ -58,8 +35,34 @@ def _root(
     """Mozilla Heka's tools as one modern, pipe-friendly CLI and local log analyzer."""
 
 
-for _module in COMMAND_MODULES:
-    _module.register(app)
+def build_app(names: Sequence[str] = COMMAND_NAMES) -> typer.Typer:
+    """The `heka` Typer app with the given subcommands registered."""
+    new_app = typer.Typer(
+        name="heka",
+        help="Mozilla Heka's tools as one modern, pipe-friendly CLI and local log analyzer.",
+        no_args_is_help=True,
+        rich_markup_mode="rich",
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    new_app.callback()(_root)
+    for name in names:
+        importlib.import_module(f"{__package__}.{name}").register(new_app)
+    return new_app
+
+
+def commands_for(args: Sequence[str]) -> Sequence[str]:
+    """The subcommands an argv needs: just the one it names, or all (for help and completion)."""
+    first = next((a for a in args if not a.startswith("-")), None)
+    return (first,) if first in COMMAND_NAMES else COMMAND_NAMES
+
+
+def __getattr__(name: str) -> Any:
+    # `from hekacli.commands.main import app`: the full app, built on first use.
+    if name == "app":
+        globals()["app"] = built = build_app()
+        return built
+    raise AttributeError(name)
 
 
 def report_error(exc: BaseException) -> int:
@@ -67,8 +70,52 @@ def report_error(exc: BaseException) -> int:
     if isinstance(exc, HekaError):
         sys.stderr.write(f"heka: error: {exc}\n")
         return exc.exit_code
-    sys.stderr.write(f"heka: internal error: {type(exc).__name__}: {exc} (HEKA_DEBUG=1 shows the traceback)\n")
+    sys.stderr.write(
+        f"heka: internal error: {type(exc).__name__}: {exc} (HEKA_DEBUG=1 shows the traceback)\n")
     return EXIT_INTERNAL
+
+
+class StdoutClosed(BrokenPipeError):
+    """The reader of stdout went away (`heka ... | head`).
+
+    Raised with no errno on purpose: Click turns an EPIPE `OSError` into exit status 1 before our
+    handler sees it, but re-raises other OSErrors, so this one reaches `run` and ends quietly. It
+    is still a BrokenPipeError, so commands that catch that keep working.
+    """
+
+
+class _GuardedStream:
+    """A stdout wrapper that reports a closed pipe as `StdoutClosed`; all else is delegated."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._buffer: _GuardedStream | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._stream.write(data)
+        except BrokenPipeError as exc:
+            raise StdoutClosed() from exc
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError as exc:
+            raise StdoutClosed() from exc
+
+    @property
+    def buffer(self) -> Any:
+        # One wrapper for the life of the stream: callers compare `out is sys.stdout.buffer`.
+        if self._buffer is None:
+            self._buffer = _GuardedStream(self._stream.buffer)
+        return self._buffer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _quiet_broken_pipe() -> None:
@@ -103,5 +150,8 @@ def run(entry: Callable[[], object]) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point for `heka` and `hekacli`."""
     args = list(sys.argv[1:] if argv is None else argv)
-    code = run(lambda: app(args=args, prog_name="heka", standalone_mode=True))
+    if not isinstance(sys.stdout, _GuardedStream) and sys.stdout is not None:
+        sys.stdout = _GuardedStream(sys.stdout)  # type: ignore[assignment]
+    cli = build_app(commands_for(args))
+    code = run(lambda: cli(args=args, prog_name="heka", standalone_mode=True))
     sys.exit(code)

@@ -12,11 +12,17 @@ A *flat record* is the dict form used by decoders, pipelines and analysis: Heka 
 
 from __future__ import annotations
 
+import re
+import struct
 import time
 import uuid as uuidlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
+
+from .errors import DecodeError
 
 HEADER_KEYS = ("Timestamp", "Type", "Logger", "Hostname", "Severity", "Pid", "Uuid", "EnvVersion", "Payload")
 DEFAULT_SEVERITY = 7
@@ -59,7 +65,9 @@ class Field:
         """Build a field from a Python value or list of values, inferring the value type."""
         values = list(value) if isinstance(value, (list, tuple)) else [value]
         vtype = infer_value_type(values[0]) if values else ValueType.STRING
-        if vtype is ValueType.DOUBLE or (vtype is ValueType.INTEGER and any(isinstance(v, float) for v in values)):
+        if vtype is ValueType.DOUBLE or (
+            vtype is ValueType.INTEGER and any(isinstance(v, float) for v in values)
+        ):
             vtype = ValueType.DOUBLE
             values = [float(v) for v in values]
         return cls(name, vtype, representation, values)
@@ -128,3 +136,749 @@ class Message:
         self.fields.append(f)
         return f
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Protobuf codec (hand-written; byte-exact with Heka's Go encoder, see spec §1.4)
+#
+# Hand-written because it is faster here than building protobuf-package objects and converting
+# them to dataclasses (bench/framing.py measures both), and because it gives Go's exact bytes:
+# 5-byte negative int32, value_type/representation always written, packed numeric arrays.
+# ---------------------------------------------------------------------------------------------
+
+_U64 = (1 << 64) - 1
+_U32 = (1 << 32) - 1
+_VARINT1 = [bytes((i,)) for i in range(128)]
+
+
+def _varint(v: int) -> bytes:
+    """Unsigned base-128 varint of a non-negative int."""
+    if v < 128:
+        return _VARINT1[v]
+    out = bytearray()
+    while v >= 128:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def _int64(v: int) -> bytes:
+    return _varint(int(v) & _U64)
+
+
+def _text(value: Any) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    return str(value).encode("utf-8", "surrogateescape")
+
+
+def _ld(out: bytearray, tag: int, data: bytes) -> None:
+    """Append a length-delimited entry."""
+    out.append(tag)
+    n = len(data)
+    if n < 128:
+        out.append(n)
+    else:
+        out += _varint(n)
+    out += data
+
+
+def _enc_str(out: bytearray, tag: int, value: Any) -> None:
+    """Append a string entry (str kept byte-exact through surrogateescape)."""
+    data = value.encode("utf-8", "surrogateescape") if type(value) is str else _text(value)
+    out.append(tag)
+    n = len(data)
+    if n < 128:
+        out.append(n)
+    else:
+        out += _varint(n)
+    out += data
+
+
+def _encode_field_into(out: bytearray, f: Field) -> None:
+    vt = f.value_type
+    values = f.values
+    name = f.name.encode("utf-8", "surrogateescape") if type(f.name) is str else _text(f.name)
+    rep = f.representation.encode("utf-8", "surrogateescape") if f.representation else b""
+    inner = bytearray()
+    inner.append(0x0A)
+    inner += _varint(len(name))
+    inner += name
+    inner.append(0x10)
+    inner += _varint(int(vt) & _U64)
+    inner.append(0x1A)
+    inner += _varint(len(rep))
+    inner += rep
+    if values:
+        if vt == ValueType.STRING:
+            for v in values:
+                _enc_str(inner, 0x22, v)
+        elif vt == ValueType.BYTES:
+            for v in values:
+                _ld(inner, 0x2A, v.encode("utf-8", "surrogateescape") if isinstance(v, str) else bytes(v))
+        elif vt == ValueType.INTEGER:
+            if all(type(v) is int and 0 <= v < 128 for v in values):
+                _ld(inner, 0x32, bytes(values))
+            else:
+                _ld(inner, 0x32, b"".join([_int64(v) for v in values]))
+        elif vt == ValueType.DOUBLE:
+            _ld(inner, 0x3A, struct.pack(f"<{len(values)}d", *[float(v) for v in values]))
+        elif vt == ValueType.BOOL:
+            _ld(inner, 0x42, bytes([1 if v else 0 for v in values]))
+    _ld(out, 0x52, inner)
+
+
+def encode_field(f: Field) -> bytes:
+    """Serialize one Field (as the Go NewField helper does: value_type and representation always)."""
+    out = bytearray()
+    _encode_field_into(out, f)
+    return _strip_entry(out)
+
+
+def _strip_entry(entry: bytearray) -> bytes:
+    """The body of a length-delimited entry (drop its tag and length prefix)."""
+    pos = 1
+    while entry[pos] >= 0x80:
+        pos += 1
+    return bytes(entry[pos + 1:])
+
+
+_PBMessage: Any = None
+
+
+def encode_message(msg: Message) -> bytes:
+    """Serialize a Message to protobuf bytes exactly as Heka's Go encoder does (fields in number
+    order, unset header fields left out, value_type and representation always written, packed
+    arrays, negative int32 as 5 bytes).
+
+    The protobuf package (upb, in C) builds these same bytes faster than Python code can, so it is
+    used whenever its output is Go's: everything except a negative severity/pid (it writes those as
+    10 bytes) and values it refuses (out of range, wrong kind), which the pure-Python encoder
+    `encode_message_py` handles. bench/framing.py measures both; tests check they agree.
+    """
+    sev = msg.severity
+    pid = msg.pid
+    if (sev is None or sev >= 0) and (pid is None or pid >= 0):
+        try:
+            return _encode_upb(msg)
+        except (TypeError, ValueError, OverflowError, AttributeError):
+            pass
+    return encode_message_py(msg)
+
+
+def _pb_str(value: Any) -> bytes:
+    return value.encode("utf-8", "surrogateescape") if type(value) is str else _text(value)
+
+
+def _encode_upb(msg: Message) -> bytes:
+    global _PBMessage
+    if _PBMessage is None:
+        from .heka_pb import PBMessage
+
+        _PBMessage = PBMessage
+    p = _PBMessage()
+    if msg.uuid is not None:
+        p.uuid = bytes(msg.uuid)
+    if msg.timestamp is not None:
+        p.timestamp = msg.timestamp
+    if msg.type is not None:
+        p.type = _pb_str(msg.type)
+    if msg.logger is not None:
+        p.logger = _pb_str(msg.logger)
+    if msg.severity is not None:
+        p.severity = msg.severity
+    if msg.payload is not None:
+        p.payload = _pb_str(msg.payload)
+    if msg.env_version is not None:
+        p.env_version = _pb_str(msg.env_version)
+    if msg.pid is not None:
+        p.pid = msg.pid
+    if msg.hostname is not None:
+        p.hostname = _pb_str(msg.hostname)
+    add = p.fields.add
+    for f in msg.fields:
+        vt = int(f.value_type)
+        pf = add(name=_pb_str(f.name), value_type=vt, representation=_pb_str(f.representation or ""))
+        values = f.values
+        if not values:
+            continue
+        if vt == 0:
+            pf.value_string.extend([_pb_str(v) for v in values])
+        elif vt == 1:
+            pf.value_bytes.extend([v.encode("utf-8", "surrogateescape") if isinstance(v, str) else bytes(v)
+                                   for v in values])
+        elif vt == 2:
+            if any(type(v) is not int for v in values):
+                raise TypeError("non-int integer value")  # the Python encoder converts these
+            pf.value_integer.extend(values)
+        elif vt == 3:
+            pf.value_double.extend([float(v) for v in values])
+        elif vt == 4:
+            pf.value_bool.extend([bool(v) for v in values])
+    return p.SerializeToString()
+
+
+def encode_message_py(msg: Message) -> bytes:
+    """The pure-Python encoder behind `encode_message` (same bytes; handles every case)."""
+    out = bytearray()
+    if msg.uuid is not None:
+        _ld(out, 0x0A, bytes(msg.uuid))
+    if msg.timestamp is not None:
+        out.append(0x10)
+        out += _varint(int(msg.timestamp) & _U64)
+    if msg.type is not None:
+        _enc_str(out, 0x1A, msg.type)
+    if msg.logger is not None:
+        _enc_str(out, 0x22, msg.logger)
+    if msg.severity is not None:
+        out.append(0x28)
+        out += _varint(int(msg.severity) & _U32)  # Go: negative int32 as uint32, 5 bytes (not 10)
+    if msg.payload is not None:
+        _enc_str(out, 0x32, msg.payload)
+    if msg.env_version is not None:
+        _enc_str(out, 0x3A, msg.env_version)
+    if msg.pid is not None:
+        out.append(0x40)
+        out += _varint(int(msg.pid) & _U32)
+    if msg.hostname is not None:
+        _enc_str(out, 0x4A, msg.hostname)
+    for f in msg.fields:
+        _encode_field_into(out, f)
+    return bytes(out)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """Decode a varint at `pos`; returns (value, new position). IndexError when truncated."""
+    b = data[pos]
+    pos += 1
+    if b < 0x80:
+        return b, pos
+    result = b & 0x7F
+    shift = 7
+    while True:
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint longer than 10 bytes")
+
+
+def _as_int64(v: int) -> int:
+    v &= _U64
+    return v - (1 << 64) if v >= (1 << 63) else v
+
+
+def _as_int32(v: int) -> int:
+    v &= _U32
+    return v - (1 << 32) if v >= (1 << 31) else v
+
+
+def _skip(data: bytes, pos: int, wt: int) -> int:
+    """Skip an unknown entry's value of wire type `wt`; returns the new position."""
+    if wt == 0:
+        return _read_varint(data, pos)[1]
+    if wt == 1:
+        return pos + 8
+    if wt == 5:
+        return pos + 4
+    if wt == 2:
+        ln, pos = _read_varint(data, pos)
+        return pos + ln
+    raise ValueError(f"unsupported wire type {wt}")
+
+
+def _packed_varints(data: bytes, pos: int, end: int) -> list[int]:
+    out = []
+    append = out.append
+    while pos < end:
+        b = data[pos]
+        if b < 0x80:
+            append(b)
+            pos += 1
+        else:
+            v, pos = _read_varint(data, pos)
+            append(v)
+    if pos != end:
+        raise ValueError("packed varints overrun their length")
+    return out
+
+
+_VALUE_TYPES = tuple(ValueType)
+
+
+def _decode_field(data: bytes, pos: int, end: int) -> Field:
+    """Decode a Field entry. Go always writes ``name, value_type, representation`` first and one
+    kind of value: that shape is read straight; anything else goes through the generic loop."""
+    start = pos
+    if pos + 1 < end and data[pos] == 0x0A:
+        ln = data[pos + 1]
+        if ln < 0x80:
+            p = pos + 2 + ln
+            if p + 4 <= end and data[p] == 0x10 and data[p + 1] < 5 and data[p + 2] == 0x1A:
+                vt = data[p + 1]
+                rl = data[p + 3]
+                if rl < 0x80:
+                    q = p + 4 + rl
+                    if q <= end:
+                        name = data[pos + 2:p].decode("utf-8", "surrogateescape")
+                        rep = data[p + 4:q].decode("utf-8", "surrogateescape") if rl else ""
+                        if q == end:
+                            return Field(name, _VALUE_TYPES[vt], rep, [])
+                        tag = data[q]
+                        if vt == 0 and tag == 0x22:
+                            values = _strings(data, q, end)
+                            if values is not None:
+                                return Field(name, ValueType.STRING, rep, values)
+                        elif vt == 2 and tag == 0x32:
+                            bl = data[q + 1]
+                            if bl < 0x80 and q + 2 + bl == end:
+                                blob = data[q + 2:end]
+                                if blob and max(blob) < 0x80:  # every value 0..127: one byte each
+                                    return Field(name, ValueType.INTEGER, rep, list(blob))
+                                return Field(name, ValueType.INTEGER, rep,
+                                             [_as_int64(v) for v in _packed_varints(data, q + 2, end)])
+                        elif vt == 3 and tag == 0x3A:
+                            bl = data[q + 1]
+                            if bl < 0x80 and q + 2 + bl == end and bl % 8 == 0:
+                                return Field(name, ValueType.DOUBLE, rep,
+                                             list(struct.unpack_from(f"<{bl // 8}d", data, q + 2)))
+                        elif vt == 4 and tag == 0x42:
+                            bl = data[q + 1]
+                            if bl < 0x80 and q + 2 + bl == end:
+                                blob = data[q + 2:end]
+                                if not blob or max(blob) < 0x80:  # one byte per bool
+                                    return Field(name, ValueType.BOOL, rep, [b != 0 for b in blob])
+    return _decode_field_generic(data, start, end)
+
+
+def _strings(data: bytes, pos: int, end: int) -> list[Any] | None:
+    """A run of short value_string entries up to `end`, or None when it is not that simple."""
+    out = []
+    while pos < end:
+        if data[pos] != 0x22:
+            return None
+        ln = data[pos + 1]
+        if ln >= 0x80:
+            return None
+        stop = pos + 2 + ln
+        if stop > end:
+            return None
+        out.append(data[pos + 2:stop].decode("utf-8", "surrogateescape"))
+        pos = stop
+    return out
+
+
+def _decode_field_generic(data: bytes, pos: int, end: int) -> Field:
+    name = ""
+    vtype = 0
+    rep = ""
+    strings: list[str] = []
+    blobs: list[bytes] = []
+    ints: list[int] = []
+    doubles: list[float] = []
+    bools: list[bool] = []
+    while pos < end:
+        tag = data[pos]
+        pos += 1
+        if tag >= 0x80:
+            tag, pos = _read_varint(data, pos - 1)
+        wt = tag & 7
+        num = tag >> 3
+        if wt == 2:
+            ln = data[pos]
+            pos += 1
+            if ln >= 0x80:
+                ln, pos = _read_varint(data, pos - 1)
+            stop = pos + ln
+            if stop > end:
+                raise ValueError("field entry overruns the field")
+            if num == 4:
+                strings.append(data[pos:stop].decode("utf-8", "surrogateescape"))
+            elif num == 1:
+                name = data[pos:stop].decode("utf-8", "surrogateescape")
+            elif num == 3:
+                rep = data[pos:stop].decode("utf-8", "surrogateescape")
+            elif num == 5:
+                blobs.append(data[pos:stop])
+            elif num == 6:
+                ints.extend(_as_int64(v) for v in _packed_varints(data, pos, stop))
+            elif num == 7:
+                if ln % 8:
+                    raise ValueError("packed doubles length is not a multiple of 8")
+                doubles.extend(struct.unpack_from(f"<{ln // 8}d", data, pos))
+            elif num == 8:
+                bools.extend(v != 0 for v in _packed_varints(data, pos, stop))
+            pos = stop
+        elif wt == 0:
+            v, pos = _read_varint(data, pos)
+            if num == 2:
+                vtype = _as_int32(v)
+            elif num == 6:
+                ints.append(_as_int64(v))
+            elif num == 8:
+                bools.append(v != 0)
+        elif wt == 1 and num == 7:
+            doubles.append(struct.unpack_from("<d", data, pos)[0])
+            pos += 8
+        else:
+            pos = _skip(data, pos, wt)
+    if pos != end:
+        raise ValueError("field overruns its length")
+    if not 0 <= vtype < 5:
+        raise ValueError(f"field {name!r} has unknown value_type {vtype}")
+    value_type = _VALUE_TYPES[vtype]
+    values: list[Any] = (strings, blobs, ints, doubles, bools)[value_type]
+    return Field(name, value_type, rep, values)
+
+
+# The continuation bits of the first 8 bytes of a 9-byte varint read as a little-endian int.
+_CONT8 = int.from_bytes(b"\x80" * 8, "little")
+
+
+def _varint9(data: bytes, pos: int) -> int | None:
+    """A 9-byte varint at `pos` (nanosecond timestamps of today are 9 bytes) decoded without a
+    per-byte loop; None when the varint there is not exactly 9 bytes long."""
+    if data[pos + 8] >= 0x80:
+        return None
+    v = int.from_bytes(data[pos:pos + 9], "little")
+    if v & _CONT8 != _CONT8:
+        return None
+    return ((v & 0x7F) | (v >> 1 & 0x3F80) | (v >> 2 & 0x1FC000) | (v >> 3 & 0xFE00000)
+            | (v >> 4 & 0x7F0000000) | (v >> 5 & 0x3F800000000) | (v >> 6 & 0x1FC0000000000)
+            | (v >> 7 & 0xFE000000000000) | (v >> 8 & 0x7F00000000000000))
+
+
+def decode_message(data: bytes | bytearray | memoryview, start: int = 0) -> Message:
+    """Parse protobuf bytes (from `start` to the end) into a Message. Like Go: no required-field or
+    UTF-8 checks; packed and unpacked arrays accepted; unknown fields skipped. Raises DecodeError on
+    malformed bytes."""
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    uuid = timestamp = type_ = logger = severity = payload = env_version = pid = hostname = None
+    fields: list[Field] = []
+    end = len(data)
+    pos = start
+    try:
+        # Fast path: Go writes the header entries in field-number order. Read that prefix straight
+        # through; whatever follows (fields, or anything in another order) goes through the loop.
+        if end > pos + 18 and data[pos] == 0x0A and data[pos + 1] == 16:
+            uuid = data[pos + 2:pos + 18]
+            pos += 18
+        if pos < end and data[pos] == 0x10:
+            v = _varint9(data, pos + 1) if pos + 10 <= end else None
+            if v is None:
+                v, pos = _read_varint(data, pos + 1)
+            else:
+                pos += 10
+            timestamp = v - (1 << 64) if v >= (1 << 63) else v
+        if pos < end and data[pos] == 0x1A:
+            ln = data[pos + 1]
+            if ln < 0x80:
+                pos += 2
+            else:
+                ln, pos = _read_varint(data, pos + 1)
+            if pos + ln > end:
+                raise ValueError("type overruns the message")
+            type_ = data[pos:pos + ln].decode("utf-8", "surrogateescape")
+            pos += ln
+        if pos < end and data[pos] == 0x22:
+            ln = data[pos + 1]
+            if ln < 0x80:
+                pos += 2
+            else:
+                ln, pos = _read_varint(data, pos + 1)
+            if pos + ln > end:
+                raise ValueError("logger overruns the message")
+            logger = data[pos:pos + ln].decode("utf-8", "surrogateescape")
+            pos += ln
+        if pos < end and data[pos] == 0x28:
+            v = data[pos + 1]
+            if v < 0x80:
+                severity = v
+                pos += 2
+            else:
+                v, pos = _read_varint(data, pos + 1)
+                severity = _as_int32(v)
+        if pos < end and data[pos] == 0x32:
+            ln = data[pos + 1]
+            if ln < 0x80:
+                pos += 2
+            else:
+                ln, pos = _read_varint(data, pos + 1)
+            if pos + ln > end:
+                raise ValueError("payload overruns the message")
+            payload = data[pos:pos + ln].decode("utf-8", "surrogateescape")
+            pos += ln
+        if pos < end and data[pos] == 0x3A:
+            ln = data[pos + 1]
+            if ln < 0x80:
+                pos += 2
+            else:
+                ln, pos = _read_varint(data, pos + 1)
+            if pos + ln > end:
+                raise ValueError("env_version overruns the message")
+            env_version = data[pos:pos + ln].decode("utf-8", "surrogateescape")
+            pos += ln
+        if pos < end and data[pos] == 0x40:
+            v = data[pos + 1]
+            if v < 0x80:
+                pid = v
+                pos += 2
+            else:
+                v, pos = _read_varint(data, pos + 1)
+                pid = _as_int32(v)
+        if pos < end and data[pos] == 0x4A:
+            ln = data[pos + 1]
+            if ln < 0x80:
+                pos += 2
+            else:
+                ln, pos = _read_varint(data, pos + 1)
+            if pos + ln > end:
+                raise ValueError("hostname overruns the message")
+            hostname = data[pos:pos + ln].decode("utf-8", "surrogateescape")
+            pos += ln
+        while pos < end and data[pos] == 0x52:
+            ln = data[pos + 1]
+            if ln < 0x80:
+                pos += 2
+            else:
+                ln, pos = _read_varint(data, pos + 1)
+            stop = pos + ln
+            if stop > end:
+                raise ValueError("field overruns the message")
+            fields.append(_decode_field(data, pos, stop))
+            pos = stop
+        # The general loop: any entry, any order, unknown ones skipped.
+        while pos < end:
+            tag = data[pos]
+            pos += 1
+            if tag >= 0x80:
+                tag, pos = _read_varint(data, pos - 1)
+            wt = tag & 7
+            num = tag >> 3
+            if wt == 2:
+                ln = data[pos]
+                pos += 1
+                if ln >= 0x80:
+                    ln, pos = _read_varint(data, pos - 1)
+                stop = pos + ln
+                if stop > end:
+                    raise ValueError(f"entry {num} overruns the message")
+                if num == 10:
+                    fields.append(_decode_field(data, pos, stop))
+                elif num == 9:
+                    hostname = data[pos:stop].decode("utf-8", "surrogateescape")
+                elif num == 7:
+                    env_version = data[pos:stop].decode("utf-8", "surrogateescape")
+                elif num == 3:
+                    type_ = data[pos:stop].decode("utf-8", "surrogateescape")
+                elif num == 1:
+                    uuid = data[pos:stop]
+                elif num == 6:
+                    payload = data[pos:stop].decode("utf-8", "surrogateescape")
+                elif num == 4:
+                    logger = data[pos:stop].decode("utf-8", "surrogateescape")
+                pos = stop
+            elif wt == 0:
+                b = data[pos]
+                if b < 0x80:
+                    v = b
+                    pos += 1
+                else:
+                    v, pos = _read_varint(data, pos)
+                if num == 8:
+                    pid = _as_int32(v)
+                elif num == 2:
+                    timestamp = _as_int64(v)
+                elif num == 5:
+                    severity = _as_int32(v)
+            else:
+                pos = _skip(data, pos, wt)
+        if pos != end:
+            raise ValueError("last entry overruns the message")
+    except (IndexError, ValueError, struct.error) as exc:
+        text = str(exc) if not isinstance(exc, IndexError) else "truncated protobuf"
+        raise DecodeError(f"cannot decode message: {text}") from None
+    return Message(uuid, timestamp, type_, logger, severity, payload, env_version, pid, hostname, fields)
+
+
+# ---------------------------------------------------------------------------------------------
+# Flat records
+# ---------------------------------------------------------------------------------------------
+
+_HEADER_ATTRS = {
+    "Timestamp": "timestamp", "Type": "type", "Logger": "logger", "Hostname": "hostname",
+    "Severity": "severity", "Pid": "pid", "Uuid": "uuid", "EnvVersion": "env_version", "Payload": "payload",
+}
+_ATTR_HEADERS = {v: k for k, v in _HEADER_ATTRS.items()}
+
+
+def flat_field_key(name: str) -> str:
+    """The key a field has in a flat record: its name, or ``Fields[name]`` if that is a header key."""
+    return f"Fields[{name}]" if name in _HEADER_ATTRS else name
+
+
+def to_flat(msg: Message) -> dict[str, Any]:
+    """The flat-record form of a message (see the module docstring).
+
+    Header keys come first (only those set); then each field under its own name (``Fields[name]`` if
+    the name is a header key): the value for a one-value field, a list for several values, and the
+    values of same-named fields concatenated in order.
+    """
+    rec: dict[str, Any] = {}
+    if msg.timestamp is not None:
+        rec["Timestamp"] = msg.timestamp
+    if msg.type is not None:
+        rec["Type"] = msg.type
+    if msg.logger is not None:
+        rec["Logger"] = msg.logger
+    if msg.hostname is not None:
+        rec["Hostname"] = msg.hostname
+    if msg.severity is not None:
+        rec["Severity"] = msg.severity
+    if msg.pid is not None:
+        rec["Pid"] = msg.pid
+    if msg.uuid is not None:
+        rec["Uuid"] = msg.uuid_string if len(msg.uuid) == 16 else msg.uuid.hex()
+    if msg.env_version is not None:
+        rec["EnvVersion"] = msg.env_version
+    if msg.payload is not None:
+        rec["Payload"] = msg.payload
+    for f in msg.fields:
+        key = flat_field_key(f.name)
+        vals = f.values
+        if key in rec and key not in _HEADER_ATTRS:
+            prev = rec[key]
+            merged = prev if isinstance(prev, list) else [prev]
+            rec[key] = merged + list(vals)
+        else:
+            rec[key] = vals[0] if len(vals) == 1 else list(vals)
+    return rec
+
+
+def _parse_timestamp(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a timestamp")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    if isinstance(value, datetime):
+        dt = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        # RFC 3339 with up to nanoseconds: split the fraction off so no precision is lost.
+        frac_ns = 0
+        m = _RFC3339_FRACTION.search(text)
+        if m:
+            digits = m.group(1)
+            frac_ns = int((digits + "000000000")[:9])
+            text = text[: m.start()] + text[m.end():]
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        dt = datetime.fromisoformat(text)
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return int(dt.timestamp()) * 1_000_000_000 + frac_ns
+    raise ValueError(f"cannot use {type(value).__name__} as a timestamp")
+
+
+_RFC3339_FRACTION = re.compile(r"\.(\d+)")
+
+
+def _coerce(value: Any, vtype: ValueType) -> Any:
+    if vtype == ValueType.STRING:
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value).decode("utf-8", "surrogateescape")
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return value if isinstance(value, str) else str(value)
+    if vtype == ValueType.BYTES:
+        return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
+    if vtype == ValueType.INTEGER:
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError(f"{value!r} is not an integer")
+            return int(value)
+        return int(value)
+    if vtype == ValueType.DOUBLE:
+        return float(value)
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in ("true", "1"):
+            return True
+        if low in ("false", "0"):
+            return False
+        raise ValueError(f"{value!r} is not a boolean")
+    return bool(value)
+
+
+def _header_value(attr: str, value: Any) -> Any:
+    if attr == "timestamp":
+        return _parse_timestamp(value)
+    if attr in ("severity", "pid"):
+        return int(value)
+    if attr == "uuid":
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value)
+        if isinstance(value, uuidlib.UUID):
+            return value.bytes
+        return uuidlib.UUID(str(value)).bytes
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "surrogateescape")
+    return value if isinstance(value, str) else str(value)
+
+
+def from_flat(record: Mapping[str, Any], schema: Mapping[str, tuple[ValueType, str]] | None = None,
+              **header_defaults: Any) -> Message:
+    """Build a Message from a flat record.
+
+    Header keys (``Timestamp`` as int ns, RFC 3339 text or datetime; ``Uuid`` as dashed text or 16
+    bytes) fill the header; every other key becomes a field (``Fields[name]`` keys too). `schema`
+    gives ``name -> (ValueType, representation)``; without it the type is inferred from the value.
+    A None value leaves the key out. `header_defaults` (by Heka name, ``Type=...``, or attribute
+    name, ``type=...``) fill header values the record does not have. Raises DecodeError naming the
+    key when a value does not fit its type.
+    """
+    msg = Message()
+    for key, value in header_defaults.items():
+        attr = _HEADER_ATTRS.get(key, key)
+        if attr not in _ATTR_HEADERS:
+            raise TypeError(f"from_flat() got an unknown header default {key!r}")
+        if value is not None:
+            setattr(msg, attr, _header_value(attr, value))
+    for key, value in record.items():
+        if value is None:
+            continue
+        attr = _HEADER_ATTRS.get(key)
+        try:
+            if attr is not None:
+                setattr(msg, attr, _header_value(attr, value))
+                continue
+            name = key[7:-1] if key.startswith("Fields[") and key.endswith("]") else key
+            values = list(value) if isinstance(value, (list, tuple)) else [value]
+            values = [v for v in values if v is not None]
+            spec = schema.get(name) if schema else None
+            if spec is not None:
+                vtype, rep = ValueType(spec[0]), spec[1] or ""
+                msg.fields.append(Field(name, vtype, rep, [_coerce(v, vtype) for v in values]))
+            else:
+                f = Field.of(name, values)
+                try:
+                    f.values = [_coerce(v, f.value_type) for v in f.values]
+                except (TypeError, ValueError):  # mixed kinds in one list: keep them as text
+                    f.value_type = ValueType.STRING
+                    f.values = [_coerce(v, ValueType.STRING) for v in f.values]
+                msg.fields.append(f)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise DecodeError(f"bad value {value!r}: {exc}", field=key) from None
+    return msg

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import json
 import math
 import os
@@ -41,11 +42,16 @@ def stderr_console() -> Console:
     return Console(stderr=True, highlight=False, no_color=bool(os.environ.get("NO_COLOR")) or None)
 
 
+@functools.lru_cache(maxsize=4096)
+def _second_text(seconds: int) -> str:
+    # Log records arrive many per second: format each second once.
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def format_timestamp(ns: int) -> str:
     """RFC 3339 UTC with nanoseconds: ``2026-11-28T00:42:17.123456789Z``."""
     seconds, frac = divmod(int(ns), 1_000_000_000)
-    base = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{frac:09d}Z"
+    return f"{_second_text(seconds)}.{frac:09d}Z"
 
 
 def _clean_str(s: str) -> str:
@@ -79,8 +85,14 @@ def record_for_output(record: Mapping[str, Any]) -> dict[str, Any]:
     """A flat record ready for JSON/CSV: Timestamp rendered as text, values JSON-safe."""
     out: dict[str, Any] = {}
     for key, value in record.items():
-        if key == "Timestamp" and isinstance(value, int) and not isinstance(value, bool):
-            out[key] = format_timestamp(value)
+        kind = type(value)
+        # Fast paths for the common scalar types; everything else goes through `jsonable`.
+        if kind is str:
+            out[key] = value if value.isascii() else _clean_str(value)
+        elif kind is int:
+            out[key] = format_timestamp(value) if key == "Timestamp" else value
+        elif value is None or (kind is float and math.isfinite(value)):
+            out[key] = value
         else:
             out[key] = jsonable(value)
     return out

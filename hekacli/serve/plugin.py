@@ -80,6 +80,10 @@ class Plugin(Protocol):
         """Counters for the summary on stop and for the dashboard (JSON-safe)."""
         ...
 
+    # Optional (not part of the Protocol check): ``failed() -> bool``. When a plugin has it and it
+    # returns True after the daemon stopped (a flood verification found losses, say), `heka serve`
+    # exits 1 and names the plugin in its summary.
+
 
 @dataclass
 class PluginStats:

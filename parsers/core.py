@@ -1,0 +1,873 @@
+"""The compiled-format decoder shared by every log family.
+
+A format (nginx ``log_format``, Apache ``LogFormat``, rsyslog template, or a fixed layout such as the
+nginx error log) is compiled into a list of `Piece` s: whitespace, literals and fields. The pieces
+are joined into **one** regular expression that both paths use:
+
+* streaming: Python ``re`` on one line at a time (`PatternDecoder.decode`);
+* bulk: polars ``str.extract_groups`` over a whole column (`PatternDecoder.frame`).
+
+Both engines give leftmost-first (backtracking-order) captures for the portable subset of syntax
+we emit (see `grammar`), so the two paths agree line for line; a test checks it.
+
+Heka's LPeg grammars were possessive (no backtracking), and an untyped variable ended at the last
+character of the literal *before* it. Here a backtracking search tries Heka's path first, so typed
+fields capture what Heka captured, and an untyped variable ends where the *next* item can start
+(`[$var]`, ``a=$a b=$b`` and ``$ssl_protocol/$ssl_cipher`` work). Every upstream Heka test case gives
+Heka's values; docs/decoders.md lists the differences.
+
+Speed: for "clean" lines (no backslash, no tab/CR/VT/FF, no double space) an equivalent faster
+regex is used: whitespace runs become one space, escape-aware quoted strings become ``[^"]*`` and
+alternation-heavy host fields become a character run validated afterwards. On clean lines those
+rewrites match exactly the same text (argued piece by piece in `_assemble`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from hekacli.errors import InputError
+from hekacli.message import Field, Message, ValueType
+
+from . import grammar as g
+
+HEADER_ORDER = ("Timestamp", "Type", "Logger", "Hostname", "Severity", "Pid", "Payload")
+HEADER_DTYPES: dict[str, pl.DataType] = {
+    "Timestamp": pl.Int64(),
+    "Type": pl.String(),
+    "Logger": pl.String(),
+    "Hostname": pl.String(),
+    "Severity": pl.Int64(),
+    "Pid": pl.Int64(),
+    "Payload": pl.String(),
+}
+# A line is "clean" when it has none of these; then the fast regex is equivalent to the full one.
+UNCLEAN = r"[\\\t\n\x0b\x0c\r]|  "
+_PARALLEL_MIN_ROWS = 50_000
+_CHUNK_ROWS = 250_000
+
+
+@dataclass
+class Output:
+    """One record key produced from one capture group of a piece."""
+
+    name: str
+    group: int = 0  # index of the capture group within the piece
+    py: Callable[[str], Any] | None = None  # text -> value (None: absent); None means the text itself
+    dtype: pl.DataType = field(default_factory=pl.String)
+    vtype: ValueType = ValueType.STRING  # Heka value type in the message form
+    rep: str = ""  # Heka representation ("B", "s", "us"); "host" = per value ipv4/ipv6/hostname
+    vec: Callable[[pl.Expr], pl.Expr] | None = None  # vectorised py; null where it cannot convert
+    exact_vec: bool = False  # vec never needs the per-value fallback
+    guard: str | None = None  # py is the identity on texts that do not contain this substring
+
+
+@dataclass
+class Piece:
+    """One item of a compiled format."""
+
+    kind: str  # "ws" | "literal" | "field" | "string" (delimiter taken from the next piece) | "rest"
+    source: str  # the text in the format, for --explain
+    regex: str = ""  # capture groups written as (?P<@>...)
+    outputs: list[Output] = field(default_factory=list)
+    description: str = ""  # what the piece accepts, for --explain and errors
+    run: str | None = None  # a class whose maximal run, validated by `regex`, equals the capture
+    run_valid: Callable[[str], bool] | None = None  # fast Python check equivalent to fullmatch(regex)
+    fast: str | None = None  # equivalent regex for clean lines (default: `regex`)
+    quote_aware: bool = True  # "string" pieces before a '"': let backslash escape the quote
+
+    @property
+    def ngroups(self) -> int:
+        return self.regex.count("(?P<@>")
+
+
+def string_output(name: str, unescape: Callable[[str], str] | None = None) -> Output:
+    """A plain string field, optionally with the server's escapes decoded."""
+    if unescape is None:
+        return Output(name, exact_vec=True)
+
+    def vec(s: pl.Expr) -> pl.Expr:
+        # Values without a backslash need no decoding; the rest go through `unescape` one by one.
+        return pl.when(s.str.contains("\\", literal=True)).then(None).otherwise(s)
+
+    return Output(name, py=unescape, vec=vec, guard="\\")
+
+
+def int_output(name: str, rep: str = "") -> Output:
+    def vec(s: pl.Expr) -> pl.Expr:
+        return s.cast(pl.Int64, strict=False)
+
+    return Output(name, py=int, dtype=pl.Int64(), vtype=ValueType.DOUBLE, rep=rep, vec=vec)
+
+
+def float_output(name: str, rep: str = "") -> Output:
+    def vec(s: pl.Expr) -> pl.Expr:
+        return s.cast(pl.Float64, strict=False)
+
+    return Output(name, py=float, dtype=pl.Float64(), vtype=ValueType.DOUBLE, rep=rep, vec=vec)
+
+
+def time_output(
+    name: str, py: Callable[[str], int], vec: Callable[[pl.Expr], pl.Expr] | None = None
+) -> Output:
+    from .times import check_ns
+
+    def checked(text: str) -> int:
+        return check_ns(py(text))
+
+    return Output(name, py=checked, dtype=pl.Int64(), vtype=ValueType.INTEGER, vec=vec)
+
+
+@dataclass
+class Derived:
+    """A value computed from other record keys after decoding (same logic on both paths)."""
+
+    names: tuple[str, ...]
+    dtypes: tuple[pl.DataType, ...]
+    vtypes: tuple[ValueType, ...]
+    py: Callable[[dict[str, Any]], None]  # updates the record in place
+    frame: Callable[[Any], Any]  # (Lazy)DataFrame -> the same with the derived columns
+    lazy: bool = True  # `frame` only adds expressions, so it also takes a LazyFrame
+    inline: tuple[list[str], dict[str, Any]] | None = None  # same as `py`, as code for the hot loop
+
+
+class Decoder:
+    """Interface every decoder implements (see COMMON.md "Decoders")."""
+
+    kind: str = ""
+    message_type: str = ""
+    schema: dict[str, tuple[ValueType, str]]
+    rejects: pl.DataFrame | None = None  # after frame(): lineno, line, reason
+
+    def decode(self, line: str) -> dict[str, Any] | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def explain_failure(self, line: str) -> str:
+        return "line does not match the format"
+
+    def explain(self) -> list[dict[str, str]]:
+        return []
+
+    def explain_line(self, line: str) -> list[dict[str, str]]:
+        return []
+
+    # -- bulk ---------------------------------------------------------------------------------
+    def frame(self, lines: Iterable[str] | pl.Series) -> pl.DataFrame:
+        """Default bulk path: the streaming decoder over every line (subclasses vectorise)."""
+        series = _as_series(lines)
+        rows: list[dict[str, Any]] = []
+        bad_no: list[int] = []
+        bad_line: list[str] = []
+        for number, line in enumerate(series.to_list(), 1):
+            rec = self.decode(line) if line is not None else None
+            if rec is None:
+                bad_no.append(number)
+                bad_line.append(line or "")
+            else:
+                rows.append(rec)
+        self.rejects = _rejects_frame(bad_no, bad_line, [self.explain_failure(x) for x in bad_line])
+        return self._rows_to_frame(rows)
+
+    def frame_file(self, path: str | Path) -> pl.DataFrame:
+        """Decode a whole file (``.gz`` transparently) with the bulk path."""
+        return self.frame(read_lines_series(path))
+
+    def _rows_to_frame(self, rows: list[dict[str, Any]]) -> pl.DataFrame:
+        schema = self.polars_schema()
+        if not rows:
+            return pl.DataFrame(schema=schema)
+        if {k for r in rows for k in r} <= set(schema):
+            return pl.DataFrame(rows, schema=schema, strict=False)
+        # schemaless input (JSON): let polars infer each column from every row
+        df = pl.DataFrame(rows, infer_schema_length=None, strict=False)
+        return df.with_columns(
+            [pl.col(k).cast(t, strict=False) for k, t in schema.items() if k in df.columns]
+        )
+
+    def polars_schema(self) -> dict[str, pl.DataType]:
+        return {"Type": pl.String()}
+
+    # -- messages -----------------------------------------------------------------------------
+    def to_message(self, record: Mapping[str, Any]) -> Message:
+        """The Heka message this record stands for: header keys, Fields typed per `schema`."""
+        return record_to_message(record, self.schema)
+
+
+def record_to_message(record: Mapping[str, Any], schema: Mapping[str, tuple[ValueType, str]]) -> Message:
+    """Flat record -> Message, numbers as Heka's Lua decoders injected them (DOUBLE)."""
+    headers: dict[str, Any] = {}
+    fields: list[Field] = []
+    for key, value in record.items():
+        if value is None:
+            continue
+        if key in HEADER_DTYPES:
+            headers[key.lower()] = value
+            continue
+        vtype, rep = schema.get(key, (None, ""))
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if rep == "host":
+            rep = g.host_representation(str(values[0])) if values else ""
+        if vtype is None:
+            fields.append(Field.of(key, values, rep))
+            continue
+        if vtype is ValueType.DOUBLE:
+            values = [float(v) for v in values]
+        elif vtype is ValueType.INTEGER:
+            values = [int(v) for v in values]
+        elif vtype is ValueType.STRING:
+            values = [str(v) for v in values]
+        fields.append(Field(key, vtype, rep, values))
+    msg = Message.new(timestamp=headers.get("timestamp"))
+    if headers.get("timestamp") is None:
+        msg.timestamp = Message.new().timestamp
+    msg.type = headers.get("type")
+    msg.logger = headers.get("logger")
+    msg.hostname = headers.get("hostname")
+    msg.severity = headers.get("severity", 7)  # Heka's Lua encoder writes its default 7
+    msg.pid = headers.get("pid")
+    msg.payload = headers.get("payload")
+    msg.fields = fields
+    return msg
+
+
+def _as_series(lines: Iterable[str] | pl.Series) -> pl.Series:
+    if isinstance(lines, pl.Series):
+        s = lines.cast(pl.String)
+    else:
+        s = pl.Series("line", list(lines), dtype=pl.String)
+    # Stripping copies every string: only do it when some line ends with a line break.
+    if s.str.ends_with("\n").any():
+        s = s.str.strip_suffix("\n")
+    if s.str.ends_with("\r").any():
+        s = s.str.strip_suffix("\r")
+    return s.alias("line")
+
+
+def _rejects_frame(numbers: list[int], lines: list[str], reasons: list[str]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"lineno": numbers, "line": lines, "reason": reasons},
+        schema={"lineno": pl.Int64, "line": pl.String, "reason": pl.String},
+    )
+
+
+def read_text(path: str | Path) -> str:
+    """A log file's text (``.gz`` by magic number); undecodable bytes kept as ``\\xHH``."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise InputError(f"bad gzip data: {exc}", file=str(path)) from exc
+    return data.decode("utf-8", "backslashreplace")
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """A file's bytes, gunzipped when it starts with the gzip magic."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise InputError(f"bad gzip data: {exc}", file=str(path)) from exc
+    return data
+
+
+def lines_series_from_bytes(data: bytes) -> pl.Series:
+    """Split raw log bytes into a Series of lines, exactly as the streaming reader would.
+
+    Fast path: polars' CSV reader with a separator and quote that cannot occur, when the data has no
+    \\x1f and no \\r (the reader would treat them specially) and is valid UTF-8; otherwise Python.
+    """
+    if not data:
+        return pl.Series("line", [], dtype=pl.String)
+    if b"\x1f" not in data and b"\r" not in data:
+        try:
+            df = pl.read_csv(
+                io.BytesIO(data),
+                separator="\x1f",
+                quote_char=None,
+                has_header=False,
+                new_columns=["line"],
+                infer_schema=False,
+                encoding="utf8",
+            )
+            s = df.to_series().fill_null("")
+            expected = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+            if len(s) == expected:
+                return s.alias("line")
+        except Exception:  # noqa: BLE001 - invalid UTF-8 or anything unusual: the exact slow path
+            pass
+    text = data.decode("utf-8", "backslashreplace")
+    if text.endswith("\n"):
+        text = text[:-1]
+    return pl.Series("line", text.split("\n"), dtype=pl.String)
+
+
+def read_lines_series(path: str | Path) -> pl.Series:
+    """All lines of a file as a polars Series (no trailing empty line)."""
+    return lines_series_from_bytes(read_bytes(path))
+
+
+def open_text_lines(path: str | Path) -> io.TextIOBase:
+    """Open a log for streaming, transparently gunzipping; undecodable bytes kept as ``\\xHH``."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - returned to the caller
+        magic = f.peek(2)[:2] if hasattr(f, "peek") else b""
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
+    raw: Any = gzip.GzipFile(fileobj=f) if magic == b"\x1f\x8b" else f
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", newline="\n")
+
+
+# =================================================================================================
+class PatternDecoder(Decoder):
+    """A decoder compiled from pieces into one regex; see the module docstring."""
+
+    def __init__(
+        self,
+        kind: str,
+        message_type: str,
+        pieces: list[Piece],
+        *,
+        source: str = "",
+        derived: list[Derived] | None = None,
+        constants: Mapping[str, Any] | None = None,
+        header_map: Mapping[str, str] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.message_type = message_type
+        self.source = source
+        self.pieces = pieces
+        self.derived = derived or []
+        self.constants = {"Type": message_type, **(constants or {})}
+        self.rejects = None
+        self._assemble()
+        self._build_plan()
+
+    # -- compile ------------------------------------------------------------------------------
+    def _resolve_string(self, i: int) -> tuple[str, str]:
+        """Regex (full, fast) for a "string" piece: it ends where the next piece can start."""
+        nxt = self.pieces[i + 1] if i + 1 < len(self.pieces) else None
+        p = self.pieces[i]
+        if nxt is None:
+            # The last item of the format: the line ends where the format ends, so the value is the
+            # rest of the line (Heka stopped at the next space, losing e.g. a trailing "ua=$http_user_agent").
+            return ".*", ".*"
+        if nxt.kind == "ws":
+            body = g.NOT_WS_CLASS + "*"
+            return body, body
+        if nxt.kind == "literal":
+            c = _literal_text(nxt)[0]
+            if c == '"' and p.quote_aware:
+                return g.quoted_until('"'), '[^"]*'
+            body = g.not_class(c) + "*"
+            return body, body
+        body = g.NOT_WS_CLASS + "*?"
+        return body, body
+
+    def _assemble(self) -> None:
+        full: list[str] = ["^(?P<g0>)"]
+        fast: list[str] = ["^(?P<g0>)"]
+        self._validators: list[tuple[int, str]] = []  # (group number, anchored regex) on clean lines
+        self._piece_groups: list[list[int]] = []
+        counter = 1
+        for i, p in enumerate(self.pieces):
+            if p.kind == "string":
+                body_full, body_fast = self._resolve_string(i)
+                rf, rq = f"(?P<@>{body_full})", f"(?P<@>{body_fast})"
+            elif p.kind == "ws":
+                # A whitespace piece matches exactly one character on clean lines (no doubled space,
+                # no other whitespace character), so a single space is equivalent there.
+                rf, rq = p.regex, " "
+            else:
+                rf = p.regex
+                rq = p.fast if p.fast is not None else p.regex
+                nxt = self.pieces[i + 1] if i + 1 < len(self.pieces) else None
+                if p.run and p.ngroups == 1 and nxt is not None and self._cannot_extend(p.run, nxt):
+                    # The capture must end where the next piece starts, and the next piece starts with
+                    # a character the field can never contain: so the capture is exactly the maximal
+                    # run, provided the run is a valid value (checked afterwards).
+                    self._validators.append((counter, _ungroup(p.regex), p.run_valid))
+                    rq = f"(?P<@>{p.run}+)"
+            groups = []
+            for _ in range(rf.count("(?P<@>")):
+                groups.append(counter)
+                counter += 1
+            self._piece_groups.append(groups)
+            full.append(_number_groups(rf, groups))
+            fast.append(_number_groups(rq, groups))
+        self.ngroups = counter
+        self.full_pattern = "".join(full)
+        self.fast_pattern = "".join(fast)
+        self._full = re.compile(self.full_pattern)
+        self._fast = re.compile(self.fast_pattern) if self.fast_pattern != self.full_pattern else None
+        self._py_validators = [
+            (n + 1, fn or re.compile(f"(?:{rx})\\Z").match) for n, rx, fn in self._validators
+        ]
+
+    @staticmethod
+    def _cannot_extend(run: str, nxt: Piece) -> bool:
+        run_re = re.compile(run)
+        if nxt.kind == "ws":
+            return not any(run_re.match(c) for c in g.WS_CHARS)
+        if nxt.kind == "literal":
+            text = _literal_text(nxt)
+            return bool(text) and not run_re.match(text[0])
+        return False
+
+    def _build_plan(self) -> None:
+        """Order outputs as record keys (headers first, then fields in format order)."""
+        outputs: list[tuple[int, Output]] = []
+        for p, groups in zip(self.pieces, self._piece_groups, strict=True):
+            for out in p.outputs:
+                outputs.append((groups[out.group], out))
+        names: list[str] = []
+        for _, out in outputs:
+            if out.name not in names:
+                names.append(out.name)
+        for d in self.derived:
+            for n in d.names:
+                if n not in names:
+                    names.append(n)
+        headers = [h for h in HEADER_ORDER if h in names or h in self.constants]
+        self.columns = headers + [n for n in names if n not in HEADER_ORDER]
+        rank = {n: i for i, n in enumerate(self.columns)}
+        self.outputs = sorted(outputs, key=lambda t: rank[t[1].name])
+        self.schema = {}
+        self._dtypes: dict[str, pl.DataType] = {}
+        for _, out in outputs:
+            self._dtypes[out.name] = out.dtype
+            if out.name not in HEADER_DTYPES:
+                self.schema[out.name] = (out.vtype, out.rep)
+        for d in self.derived:
+            for n, dt, vt in zip(d.names, d.dtypes, d.vtypes, strict=True):
+                self._dtypes.setdefault(n, dt)
+                if n not in HEADER_DTYPES:
+                    self.schema.setdefault(n, (vt, ""))
+        for k in self.constants:
+            self._dtypes[k] = HEADER_DTYPES.get(k, pl.String())
+        self._decode_groups = self._codegen()
+
+    def _codegen(self) -> Callable[[tuple], dict[str, Any]]:
+        """Generate the per-line record builder (straight-line code: the hot path)."""
+        env: dict[str, Any] = {}
+        lines = ["def build(g):", "    r = {}"]
+        emitted_constants: set[str] = set()
+        for col in self.columns:
+            if col in self.constants and col not in emitted_constants:
+                env[f"k_{len(env)}"] = self.constants[col]
+                lines.append(f"    r[{col!r}] = k_{len(env) - 1}")
+                emitted_constants.add(col)
+            for n, out in self.outputs:
+                if out.name != col:
+                    continue
+                lines.append(f"    s = g[{n}]")
+                lines.append("    if s is not None:")
+                if out.py is None:
+                    lines.append(f"        r[{col!r}] = s")
+                elif out.py is int:
+                    lines.append(f"        r[{col!r}] = int(s)")
+                elif out.guard is not None:
+                    fname = f"f_{len(env)}"
+                    env[fname] = out.py
+                    lines.append(f"        r[{col!r}] = s if {out.guard!r} not in s else {fname}(s)")
+                else:
+                    fname = f"f_{len(env)}"
+                    env[fname] = out.py
+                    lines.append(f"        v = {fname}(s)")
+                    lines.append(f"        if v is not None: r[{col!r}] = v")
+        for i, d in enumerate(self.derived):
+            if d.inline is not None:
+                code, names = d.inline
+                env.update(names)
+                lines.extend(code)
+            else:
+                env[f"dp_{i}"] = d.py
+                lines.append(f"    dp_{i}(r)")
+        lines.append("    return r")
+        exec("\n".join(lines), env)  # noqa: S102 - code generated from our own format compiler
+        return env["build"]
+
+    # -- streaming ----------------------------------------------------------------------------
+    def decode(self, line: str) -> dict[str, Any] | None:
+        """One line -> flat record, or None when it does not match (see `explain_failure`)."""
+        if line[-1:] in ("\n", "\r"):
+            line = line[:-1] if line[-1] == "\r" else (line[:-2] if line[-2:] == "\r\n" else line[:-1])
+        fast = self._fast
+        if fast is not None and not (
+            "\\" in line
+            or "  " in line
+            or "\t" in line
+            or "\r" in line
+            or "\n" in line
+            or "\x0b" in line
+            or "\x0c" in line
+        ):
+            m = fast.match(line)
+            if m is None:
+                return None
+            for n, valid in self._py_validators:
+                if not valid(m.group(n)):
+                    return None
+        else:
+            m = self._full.match(line)
+            if m is None:
+                return None
+        try:
+            return self._decode_groups(m.groups())
+        except (ValueError, KeyError, OverflowError, IndexError):
+            return None
+
+    def explain_failure(self, line: str) -> str:
+        """Where and why `line` does not decode: the column where matching stopped and what was expected."""
+        line = line.rstrip("\n").rstrip("\r")
+        m = self._full.match(line)
+        if m is not None:
+            for n, out in self.outputs:
+                s = m.group(f"g{n}")
+                if s is None or out.py is None:
+                    continue
+                try:
+                    out.py(s)
+                except (ValueError, KeyError, OverflowError, IndexError) as exc:
+                    return f"field {out.name!r}: cannot convert {s!r} ({exc})"
+            return "line matches but could not be converted"
+        pos = 0
+        for k in range(1, len(self.pieces) + 1):
+            rx = re.compile("".join(_ungroup(self._piece_regex(i)) for i in range(k)))
+            mk = rx.match(line)
+            if mk is None:
+                p = self.pieces[k - 1]
+                found = line[pos : pos + 24]
+                what = p.description or p.kind
+                return f"column {pos + 1}: expected {what} for {p.source!r} (piece {k}), found {found!r}" + (
+                    "" if found else " (end of line)"
+                )
+            pos = mk.end()
+        return "line does not match the format"
+
+    def _piece_regex(self, i: int) -> str:
+        p = self.pieces[i]
+        if p.kind == "string":
+            return f"(?P<@>{self._resolve_string(i)[0]})"
+        return p.regex
+
+    def _string_description(self, i: int) -> str:
+        nxt = self.pieces[i + 1] if i + 1 < len(self.pieces) else None
+        if nxt is None:
+            return "text: the rest of the line"
+        if nxt.kind == "ws":
+            return "text up to whitespace"
+        if nxt.kind == "literal":
+            c = _literal_text(nxt)[0]
+            extra = ' (\\" does not end it)' if c == '"' and self.pieces[i].quote_aware else ""
+            return f"text up to {c!r}{extra}"
+        return "text (as little as lets the next piece match)"
+
+    def explain(self) -> list[dict[str, str]]:
+        """Each piece of the compiled format: its text, what it accepts, the fields and types it yields."""
+        rows = []
+        for i, p in enumerate(self.pieces):
+            fields = ", ".join(f"{o.name}: {_type_name(o)}" for o in p.outputs)
+            rows.append(
+                {
+                    "piece": str(i + 1),
+                    "format": repr(p.source) if p.kind == "ws" else p.source,
+                    "kind": p.kind,
+                    "accepts": self._string_description(i)
+                    if p.kind == "string"
+                    else p.description or ("regex " + self._piece_regex(i)),
+                    "fields": fields,
+                }
+            )
+        for d in self.derived:
+            rows.append(
+                {"piece": "+", "format": "", "kind": "derived", "accepts": "", "fields": ", ".join(d.names)}
+            )
+        return rows
+
+    def explain_line(self, line: str) -> list[dict[str, str]]:
+        """How `line` splits into the pieces (text each piece matched and the values)."""
+        line = line.rstrip("\n").rstrip("\r")
+        parts = [f"(?P<p{i}>{_ungroup(self._piece_regex(i))})" for i in range(len(self.pieces))]
+        m = re.compile("".join(parts)).match(line)
+        if m is None:
+            return []
+        rec = self.decode(line) or {}
+        rows = []
+        for i, p in enumerate(self.pieces):
+            vals = ", ".join(f"{o.name}={rec.get(o.name)!r}" for o in p.outputs)
+            rows.append(
+                {
+                    "piece": str(i + 1),
+                    "format": repr(p.source) if p.kind == "ws" else p.source,
+                    "matched": m.group(f"p{i}"),
+                    "columns": f"{m.start(f'p{i}') + 1}-{m.end(f'p{i}')}",
+                    "values": vals,
+                }
+            )
+        if m.end() < len(line):
+            rows.append(
+                {
+                    "piece": "",
+                    "format": "(ignored: not part of the format)",
+                    "matched": line[m.end() :],
+                    "columns": f"{m.end() + 1}-{len(line)}",
+                    "values": "",
+                }
+            )
+        return rows
+
+    # -- bulk ---------------------------------------------------------------------------------
+    def polars_schema(self) -> dict[str, pl.DataType]:
+        return {c: self._dtypes[c] for c in self.columns}
+
+    def _validity(self, df: pl.DataFrame | None) -> pl.Expr:
+        """On clean lines: every run-captured field must be a valid value (see `_assemble`)."""
+        expr = pl.lit(True)
+        for n, rx, _ in self._validators:
+            expr = expr & pl.col(f"g{n}").str.contains(f"^(?:{rx})$").fill_null(True)
+        return expr.alias("__valid")
+
+    def _extract(self, lines: pl.Series, pattern: str, parallel: bool = True) -> pl.DataFrame:
+        names = [f"g{i}" for i in range(self.ngroups)]
+        if parallel and len(lines) >= _PARALLEL_MIN_ROWS:
+            # polars runs one string kernel on one thread; split the column across two.
+            half = len(lines) // 2
+            with ThreadPoolExecutor(2) as ex:
+                parts = list(
+                    ex.map(
+                        lambda s: s.str.extract_groups(pattern).struct.unnest(), [lines[:half], lines[half:]]
+                    )
+                )
+            df = pl.concat(parts, how="vertical")
+        else:
+            df = lines.str.extract_groups(pattern).struct.unnest()
+        return df.select(names)
+
+    def frame(self, lines: Iterable[str] | pl.Series) -> pl.DataFrame:
+        """Bulk decode: good rows as a DataFrame (columns as `decode` records); rejects in `.rejects`.
+
+        Big inputs are decoded in chunks so the intermediate capture columns stay bounded.
+        """
+        raw = (
+            lines.cast(pl.String) if isinstance(lines, pl.Series) else pl.Series(list(lines), dtype=pl.String)
+        )
+        if len(raw) <= _CHUNK_ROWS:
+            df, self.rejects = self._frame_chunk(_as_series(raw))
+            return df
+        starts = list(range(0, len(raw), _CHUNK_ROWS))
+
+        def one(start: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+            df, rej = self._frame_chunk(_as_series(raw.slice(start, _CHUNK_ROWS)), parallel=False)
+            return df, rej.with_columns(pl.col("lineno") + start)
+
+        # Two chunks at a time: while one waits in a polars kernel the other runs (polars releases
+        # the GIL); results are reassembled in input order.
+        with ThreadPoolExecutor(2) as ex:
+            results = list(ex.map(one, starts))
+        self.rejects = pl.concat([r for _, r in results], how="vertical")
+        return pl.concat([d for d, _ in results], how="vertical")
+
+    def _frame_chunk(self, series: pl.Series, parallel: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(good rows, rejects) of one chunk of lines."""
+        groups = self._groups(series, parallel)
+        # One query converts every capture column (polars spreads the columns over the cores).
+        exprs: list[pl.Expr] = [
+            pl.col("__row"),
+            (pl.col("g0").is_not_null() & pl.col("__valid")).alias("__ok"),
+        ]
+        fallbacks: list[tuple[int, int, Output]] = []
+        for k, (gnum, out) in enumerate(self.outputs):
+            src = pl.col(f"g{gnum}")
+            if out.py is None:
+                val = src
+            elif out.vec is not None:
+                val = out.vec(src)
+            else:
+                val = pl.lit(None, dtype=out.dtype)
+            exprs.append(val.cast(out.dtype, strict=False).alias(f"v{k}"))
+            if out.py is not None and not out.exact_vec:
+                exprs.append((src.is_not_null() & val.is_null()).alias(f"n{k}"))
+                fallbacks.append((k, gnum, out))
+        conv = groups.lazy().select(exprs).collect()
+        reasons: pl.Series | None = None
+        for k, gnum, out in fallbacks:
+            need = conv[f"n{k}"]
+            if not need.any():
+                continue
+            values, errors = _fallback(groups[f"g{gnum}"], need, out)
+            conv = conv.with_columns(pl.when(need).then(values).otherwise(pl.col(f"v{k}")).alias(f"v{k}"))
+            if errors is not None:
+                conv = conv.with_columns((pl.col("__ok") & ~errors).alias("__ok"))
+                msg = pl.lit(f"field {out.name!r}: cannot convert")
+                reasons = (
+                    errors.to_frame("e").select(pl.when(pl.col("e")).then(msg)).to_series()
+                    if reasons is None
+                    else pl.select(
+                        pl.when(errors & reasons.is_null()).then(msg).otherwise(reasons)
+                    ).to_series()
+                )
+        # Same name from several pieces: the last one that has a value wins.
+        by_name: dict[str, list[str]] = {}
+        for k, (_, out) in enumerate(self.outputs):
+            by_name.setdefault(out.name, []).append(f"v{k}")
+        final = [
+            pl.coalesce([pl.col(c) for c in reversed(cs)]).alias(name)
+            if len(cs) > 1
+            else pl.col(cs[0]).alias(name)
+            for name, cs in by_name.items()
+        ]
+        good = conv.lazy().filter(pl.col("__ok"))
+        out_lf = good.select(final) if final else good.select(pl.lit(0).alias("__n"))
+        for d in self.derived:
+            # expression-only steps join the same query; the others need the data in hand
+            out_lf = d.frame(out_lf) if d.lazy else d.frame(out_lf.collect()).lazy()
+        out_df = out_lf.collect()
+        if self.constants:
+            out_df = out_df.with_columns(
+                [pl.lit(v, dtype=self._dtypes[k]).alias(k) for k, v in self.constants.items()]
+                if out_df.height
+                else [pl.Series(k, [], dtype=self._dtypes[k]) for k in self.constants]
+            )
+        out_df = out_df.select([c for c in self.columns if c in out_df.columns])
+        bad = ~conv["__ok"]
+        bad_rows = conv["__row"].filter(bad)
+        bad_lines = series.gather(bad_rows) if len(bad_rows) else pl.Series([], dtype=pl.String)
+        bad_reasons = (
+            reasons.filter(bad) if reasons is not None else pl.Series([None] * len(bad_rows), dtype=pl.String)
+        )
+        rejects = pl.DataFrame(
+            {
+                "lineno": bad_rows + 1,
+                "line": bad_lines,
+                "reason": bad_reasons.fill_null("line does not match the format"),
+            }
+        )
+        schema = {k: v for k, v in self.polars_schema().items() if k in out_df.columns}
+        return (out_df.cast(schema, strict=False) if out_df.width else out_df), rejects
+
+    def _groups(self, series: pl.Series, parallel: bool = True) -> pl.DataFrame:
+        """Capture columns g0..gN, ``__valid`` and ``__row`` (original position) for every line."""
+        n = len(series)
+        idx = pl.Series("__row", range(n), dtype=pl.Int64)
+        if n == 0:
+            empty = {f"g{i}": pl.Series([], dtype=pl.String) for i in range(self.ngroups)}
+            return pl.DataFrame(empty).with_columns(pl.lit(True).alias("__valid"), idx)
+        if self._fast is None:
+            return self._extract(series, self.full_pattern, parallel).with_columns(
+                pl.lit(True).alias("__valid"), idx
+            )
+        unclean = (
+            series.str.contains("\\", literal=True)
+            | series.str.contains("  ", literal=True)
+            | series.str.contains(r"[\t\n\x0b\x0c\r]")
+        ).fill_null(True)
+        if not unclean.any():
+            return self._extract(series, self.fast_pattern, parallel).with_columns(self._validity(None), idx)
+        clean = self._extract(series.filter(~unclean), self.fast_pattern, parallel)
+        clean = clean.with_columns(self._validity(None), idx.filter(~unclean))
+        dirty = self._extract(series.filter(unclean), self.full_pattern, parallel)
+        dirty = dirty.with_columns(pl.lit(True).alias("__valid"), idx.filter(unclean))
+        return pl.concat([clean, dirty], how="vertical").sort("__row")
+
+
+def _fallback(s: pl.Series, need: pl.Series, out: Output) -> tuple[pl.Series, pl.Series | None]:
+    """`out.py` on the rows the vectorised form could not convert (each distinct text once).
+
+    Returns the values (null elsewhere) and the rows whose text made `out.py` raise (or None).
+    """
+    keys = s.filter(need).unique().to_list()
+    good_k: list[str] = []
+    good_v: list[Any] = []
+    bad_k: list[str] = []
+    for k in keys:
+        try:
+            val = out.py(k)  # type: ignore[misc]
+        except (ValueError, KeyError, OverflowError, IndexError):
+            bad_k.append(k)
+            continue
+        if val is not None:
+            good_k.append(k)
+            good_v.append(val)
+    values = s.replace_strict(
+        pl.Series(good_k, dtype=pl.String),
+        pl.Series(good_v, dtype=out.dtype),
+        default=None,
+        return_dtype=out.dtype,
+    )
+    errors = s.is_in(bad_k).fill_null(False) if bad_k else None
+    return values, errors
+
+
+def _number_groups(regex: str, numbers: list[int]) -> str:
+    parts = regex.split("(?P<@>")
+    out = [parts[0]]
+    for n, rest in zip(numbers, parts[1:], strict=True):
+        out.append(f"(?P<g{n}>")
+        out.append(rest)
+    return "".join(out)
+
+
+def _ungroup(regex: str) -> str:
+    """The regex with our placeholder capture groups made non-capturing."""
+    return re.sub(r"\(\?P<(?:@|g[0-9]+)>", "(?:", regex)
+
+
+def _literal_text(p: Piece) -> str:
+    return getattr(p, "literal", None) or p.source
+
+
+def _type_name(o: Output) -> str:
+    base = {pl.Int64(): "int", pl.Float64(): "float", pl.String(): "string"}.get(o.dtype, str(o.dtype))
+    return base + (f" ({o.rep})" if o.rep else "")
+
+
+def literal_piece(text: str, source: str | None = None) -> Piece:
+    """A literal that must appear verbatim (after the format's own escape processing)."""
+    p = Piece(
+        "literal", source if source is not None else text, g.escape(text), description=f"the text {text!r}"
+    )
+    p.literal = text  # type: ignore[attr-defined]
+    return p
+
+
+def ws_piece(source: str, one_or_more: bool = True) -> Piece:
+    """Whitespace in the format: one or more whitespace characters (exactly one for rsyslog)."""
+    rx = g.WS_CLASS + ("+" if one_or_more else "")
+    return Piece("ws", source, rx, description="whitespace")
+
+
+def string_piece(source: str, outputs: list[Output]) -> Piece:
+    """An untyped variable: text up to where the next piece can start."""
+    return Piece("string", source, "", outputs, description="text")
+
+
+def field_piece(
+    source: str,
+    regex: str,
+    outputs: list[Output],
+    description: str,
+    *,
+    run: str | None = None,
+    run_valid: Callable[[str], bool] | None = None,
+) -> Piece:
+    """A typed field; `regex` holds one (?P<@>...) group per output group."""
+    return Piece("field", source, regex, outputs, description, run=run, run_valid=run_valid)
