@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from hekacli import __version__
-from hekacli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, HekaError
+from hekacli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, HekaError, OutputClosed
 
 # Each module `commands/<name>.py` adds the subcommand `<name>` (a command or a sub-app); the order
 # here is the order in `heka --help`. Modules are imported only when needed: `heka cat` should not
@@ -75,17 +75,8 @@ def report_error(exc: BaseException) -> int:
     return EXIT_INTERNAL
 
 
-class StdoutClosed(BrokenPipeError):
-    """The reader of stdout went away (`heka ... | head`).
-
-    Raised with no errno on purpose: Click turns an EPIPE `OSError` into exit status 1 before our
-    handler sees it, but re-raises other OSErrors, so this one reaches `run` and ends quietly. It
-    is still a BrokenPipeError, so commands that catch that keep working.
-    """
-
-
 class _GuardedStream:
-    """A stdout wrapper that reports a closed pipe as `StdoutClosed`; all else is delegated."""
+    """A stdout wrapper that reports a closed pipe as `OutputClosed` (see there); all else is delegated."""
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
@@ -95,7 +86,7 @@ class _GuardedStream:
         try:
             return self._stream.write(data)
         except BrokenPipeError as exc:
-            raise StdoutClosed() from exc
+            raise OutputClosed() from exc
 
     def writelines(self, lines: Any) -> None:
         for line in lines:
@@ -105,7 +96,7 @@ class _GuardedStream:
         try:
             self._stream.flush()
         except BrokenPipeError as exc:
-            raise StdoutClosed() from exc
+            raise OutputClosed() from exc
 
     @property
     def buffer(self) -> Any:

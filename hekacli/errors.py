@@ -110,3 +110,12 @@ class SandboxError(HekaError):
     """A Lua sandbox failed to load, errored or was terminated."""
 
     exit_code = EXIT_SANDBOX
+
+
+class OutputClosed(BrokenPipeError):
+    """The reader of our output went away (`heka ... | head`): the CLI ends quietly with exit 0.
+
+    Raised without an errno on purpose: Click turns an EPIPE `OSError` into exit status 1 before
+    hekacli's own handler sees it, but lets other OSErrors through. Still a BrokenPipeError, so
+    code that catches that keeps working.
+    """

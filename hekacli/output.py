@@ -116,13 +116,15 @@ def _cell(value: Any) -> str:
 class RecordWriter:
     """Writes flat records to a text stream in one of `FORMATS`.
 
-    Streaming formats (jsonl, csv, tsv) write as records arrive; `json`, `table` and `parquet`
-    collect and write on `close()`. CSV/TSV columns are the keys of the first record plus any new
-    keys seen later in the first `sniff` records.
+    JSONL streams as records arrive. CSV/TSV hold back the first `sniff` records so the header
+    can name every key seen in them (optional fields often first appear late), then stream; a key
+    first seen after that cannot join the header and is reported on stderr at `close()`. `json`,
+    `table` and `parquet` collect and write on `close()`; a table stops at `max_table_rows` and
+    says so on stderr.
     """
 
     def __init__(self, fmt: str, stream: IO[str] | None = None, *, path: str | None = None,
-                 title: str | None = None, max_table_rows: int = 10_000) -> None:
+                 title: str | None = None, max_table_rows: int = 10_000, sniff: int = 1000) -> None:
         if fmt not in FORMATS:
             raise UsageError(f"unknown output format {fmt!r} (choose from {', '.join(FORMATS)})")
         if fmt == "parquet" and path is None:
@@ -132,9 +134,12 @@ class RecordWriter:
         self.path = path
         self.title = title
         self.max_table_rows = max_table_rows
+        self.sniff = sniff
         self._rows: list[dict[str, Any]] = []
         self._columns: list[str] | None = None
         self._csv: Any = None
+        self._late_columns: dict[str, int] = {}  # CSV keys first seen after the header was written
+        self._table_overflow = 0
         self.count = 0
 
     def write(self, record: Mapping[str, Any]) -> None:
@@ -145,16 +150,35 @@ class RecordWriter:
         elif self.fmt in ("csv", "tsv"):
             row = record_for_output(record)
             if self._csv is None:
-                self._columns = list(row)
-                self._csv = csv.writer(self.stream, delimiter="," if self.fmt == "csv" else "\t",
-                                       lineterminator="\n")
-                self._csv.writerow(self._columns)
-            assert self._columns is not None
-            self._csv.writerow([_cell(row.get(c)) for c in self._columns])
+                self._rows.append(row)
+                if len(self._rows) >= self.sniff:
+                    self._start_csv()
+                return
+            self._write_csv_row(row)
         else:
             if self.fmt == "table" and len(self._rows) >= self.max_table_rows:
+                self._table_overflow += 1
                 return
             self._rows.append(record_for_output(record) if self.fmt != "parquet" else dict(record))
+
+    def _start_csv(self) -> None:
+        columns: dict[str, None] = {}
+        for row in self._rows:
+            columns.update(dict.fromkeys(row))
+        self._columns = list(columns)
+        self._csv = csv.writer(self.stream, delimiter="," if self.fmt == "csv" else "\t", lineterminator="\n")
+        self._csv.writerow(self._columns)
+        rows, self._rows = self._rows, []
+        for row in rows:
+            self._write_csv_row(row)
+
+    def _write_csv_row(self, row: Mapping[str, Any]) -> None:
+        assert self._columns is not None
+        if len(row) > len(self._columns) or any(k not in self._columns for k in row):
+            for key in row:
+                if key not in self._columns and key not in self._late_columns:
+                    self._late_columns[key] = self.count
+        self._csv.writerow([_cell(row.get(c)) for c in self._columns])
 
     def write_all(self, records: Iterable[Mapping[str, Any]]) -> int:
         for r in records:
@@ -162,6 +186,17 @@ class RecordWriter:
         return self.count
 
     def close(self) -> None:
+        if self.fmt in ("csv", "tsv"):
+            if self._csv is None and self._rows:
+                self._start_csv()
+            if self._late_columns:
+                first = ", ".join(f"{k!r} (record {n})" for k, n in list(self._late_columns.items())[:5])
+                sys.stderr.write(f"heka: warning: {len(self._late_columns)} field(s) first seen after the "
+                                 f"CSV header was written are not in it: {first}; use --format jsonl to "
+                                 "keep every field\n")
+        elif self.fmt == "table" and self._table_overflow:
+            sys.stderr.write(f"heka: note: the table shows the first {self.max_table_rows} records; "
+                             f"{self._table_overflow} more not shown (use --format jsonl or csv for all)\n")
         if self.fmt == "json":
             json.dump(self._rows, self.stream, ensure_ascii=False, indent=2)
             self.stream.write("\n")

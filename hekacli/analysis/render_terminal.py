@@ -232,7 +232,7 @@ def render_report(report: dict[str, Any], stream: IO[str] | None = None, width: 
         no_color=bool(os.environ.get("NO_COLOR")) or None,
     )
     console.print(overview_renderable(report, console.width))
-    wide = console.width >= 150
+    wide = console.width >= 170  # two panels side by side, each with all its columns
     bar = 20 if console.width >= 110 else 12 if console.width >= 90 else 6
     pending: list[RenderableType] = []
 

@@ -45,33 +45,30 @@ def file_identity(path: str) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def _size_or_none(path: str) -> int | None:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return None
-
-
 def find_by_hash(
     files: list[LogFile], seek: int, wanted: str, *, exclude: set[tuple[int, int]] = frozenset()
 ) -> tuple[str | None, bytes, bool]:
     """Search newest to oldest for a file whose 500 bytes before `seek` hash to `wanted`.
 
-    Returns (path or None, the window bytes, whether some gzip file was incomplete). Plain files
-    smaller than `seek` are skipped, as Heka does.
+    Returns (path or None, the window bytes, whether the search was unsettled: a gzip file ended
+    early, or a listed file vanished). Plain files smaller than `seek` are skipped, as Heka does.
+    Callers wait and search a fresh listing when it was unsettled, rather than concluding that no
+    file holds the bytes.
     """
     incomplete = False
     for lf in reversed(files):
         if exclude and file_identity(lf.path) in exclude:
             continue
-        gz = is_gzip(lf.path)
-        if not gz:
-            size = _size_or_none(lf.path)
-            if size is None or size < seek:
-                continue
         try:
+            if not is_gzip(lf.path) and os.stat(lf.path).st_size < seek:
+                continue
             window = read_window(lf.path, seek)
         except IncompleteGzip:
+            incomplete = True
+            continue
+        except FileNotFoundError:
+            # Listed a moment ago, gone now: files are moving (logrotate compresses a copy, then
+            # deletes it). The bytes may be in a file this listing does not show yet.
             incomplete = True
             continue
         except OSError:
@@ -174,7 +171,9 @@ def resolve_start(
                 window,
             )
         if incomplete:
-            return StartDecision(None, 0, "wait", "a compressed file is still being written; waiting for it")
+            return StartDecision(
+                None, 0, "wait", "a file of the stream is still being compressed or moved; waiting for it"
+            )
     if pos.file_name in paths:
         return StartDecision(
             pos.file_name,

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from typing import IO, Any
 
-from ..errors import UsageError
+from ..errors import OutputClosed, UsageError
 from ..output import dumps_jsonl, format_timestamp
 from .config import StreamConfig
 from .reader import Batch
@@ -49,7 +49,10 @@ class FdWriter:
     def _write_all(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:
-            n = os.write(self.fd, view)
+            try:
+                n = os.write(self.fd, view)
+            except BrokenPipeError as exc:
+                raise OutputClosed() from exc  # `| head`: nothing past this batch was checkpointed
             view = view[n:]
 
     def write_lines(self, blob: bytes) -> None:

@@ -1,7 +1,8 @@
 """Run every stream of a config: read batches, write them, then move the checkpoint.
 
 The order per batch is fixed: the records are written (and flushed, or queued by the network sender),
-then the journal is saved atomically. A `kill -9` therefore repeats at most the last batch; a clean
+then the journal is saved atomically (never at offset 0, which cannot tell one file from another: see
+`Tailer._commit`). A `kill -9` therefore repeats at most the last batch; a clean
 stop (SIGINT/SIGTERM, or the end of the input without --follow) finishes the batch in hand, saves,
 and repeats nothing on the next start.
 
@@ -149,7 +150,7 @@ class Tailer:
                 st = self.streams[name]
                 start = st.reader.position()
                 if start is not None and start != st.saved:  # Heka saves at the first EOF; we save the start
-                    self._commit(st, start)
+                    self._commit(st, start)  # (unless it is at offset 0: see _commit)
 
     def _start_watching(self) -> None:
         try:
@@ -201,6 +202,15 @@ class Tailer:
             self._commit(st, end)
 
     def _commit(self, st: StreamState, end) -> None:
+        # A position at offset 0 names a file but cannot identify it (its hash is that of 500 NULs,
+        # which matches any file). Saving one would replace the last position that can: if the file
+        # at that name is rotated away before a batch from it is saved (copytruncate, rename), a restart
+        # would read the new file under that name from 0 and skip the whole rotated one. So the journal
+        # keeps the end of the previous file instead; a restart finds it again by hash and moves on to
+        # the next file from there (at most the unsaved batch repeats). With no journal yet, the start
+        # is the oldest file at 0, which is where an offset-0 journal would have said anyway.
+        if end is None or end.seek == 0:
+            return
         if self.checkpoint and end != st.saved:
             try:
                 write_journal(st.journal, end, fsync=self.fsync)

@@ -211,6 +211,13 @@ class RotationRig:
         finally:
             if paused:
                 (self.control / "pause").unlink()
+        if paused:
+            # Wait for the writer to take back `paused`: otherwise a rotation soon after this one could
+            # see the old `paused` and run logrotate while the writer is still writing.
+            deadline = time.monotonic() + 10
+            while (self.control / "paused").exists():
+                assert time.monotonic() < deadline, "writer did not resume"
+                time.sleep(0.002)
         if self.mode == "dateext":
             time.sleep(1.05)  # dated names have a one-second resolution
 

@@ -155,6 +155,82 @@ def test_logstream_copytruncate_while_stopped(st):
     assert out == "".join(f"line {i}\n" for i in range(100, 400)).encode()
 
 
+class Killed(Exception):
+    """Stands for a `kill -9` between writing a batch and saving its checkpoint."""
+
+
+class KilledAtFirstBatchOf(Sink):
+    """Writes batches, then dies at the first records read from `path` (before their checkpoint)."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        super().__init__("raw", writer=FdWriter(fd))
+        self.path = str(path)
+
+    def write(self, batch, cfg) -> None:
+        super().write(batch, cfg)
+        if batch.file == self.path and batch.count:
+            raise Killed
+
+
+@pytest.mark.parametrize("rotation", ["copytruncate", "rename"])
+def test_logstream_kill_right_after_moving_to_the_next_file_loses_nothing(st, rotation):
+    """Killed after moving on to the next file but before saving a batch from it, then that file is
+    rotated away while stopped: the restart must still read it (found from the end of the previous
+    file), not start the new file under the same name at 0. Seen under load with logrotate."""
+
+    def rotate() -> None:  # app.log.1 -> app.log.2, app.log -> app.log.1, a new empty app.log
+        if st.path("app.log.1").exists():
+            os.rename(st.path("app.log.1"), st.path("app.log.2"))
+            st.age("app.log.2")
+        if rotation == "copytruncate":
+            shutil.copy(st.path(), st.path("app.log.1"))
+            os.truncate(st.path(), 0)
+        else:
+            os.rename(st.path(), st.path("app.log.1"))
+            st.write("")
+        st.age("app.log.1")
+
+    lines = ["".join(f"line {i}\n" for i in range(a, b)) for a, b in ((0, 100), (100, 150), (150, 160))]
+    st.write(lines[0])
+    assert st.tail() == lines[0].encode()
+    rotate()
+    st.write(lines[1])
+    fd = os.open(st.root / "out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        with pytest.raises(Killed):
+            Tailer(load_config(st.config), KilledAtFirstBatchOf(st.path(), fd), follow=False).run()
+    finally:
+        os.close(fd)
+    assert (st.root / "out").read_bytes() == lines[1].encode()  # written, its checkpoint not saved
+    assert st.journal().seek > 0  # an offset-0 journal could not tell the old app.log from the new
+    rotate()
+    st.write(lines[2])
+    assert st.tail() == (lines[1] + lines[2]).encode()  # the unsaved batch repeats; nothing is lost
+    assert st.tail() == b""
+
+
+def test_logstream_search_in_a_listing_whose_copy_vanished_says_look_again(st):
+    """copytruncate + compress: logrotate deletes the plain copy once its .gz is written. A listing taken
+    just before that names the copy but not the .gz; searching it must answer "unsettled, look again",
+    never "no file holds the bytes" (which restarts the file at 0 and skips the rest of the copy)."""
+    from hekacli.logstream.discovery import StreamMatcher
+    from hekacli.logstream.locate import find_by_hash
+
+    data = "".join(f"line {i}\n" for i in range(200)).encode()
+    st.write(data)
+    seek, wanted = 700, hash_window(data[:700])
+    shutil.copy(st.path(), st.path("app.log.1"))
+    os.truncate(st.path(), 0)
+    matcher = StreamMatcher(load_config(st.config).sections[0])
+    listing = matcher.scan().streams["app"]
+    with open(st.path("app.log.1"), "rb") as src, gzip.open(st.path("app.log.1.gz"), "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    st.path("app.log.1").unlink()
+    assert find_by_hash(listing, seek, wanted) == (None, b"", True)
+    found, window, unsettled = find_by_hash(matcher.scan().streams["app"], seek, wanted)
+    assert (found, window, unsettled) == (str(st.path("app.log.1.gz")), data[200:700], False)
+
+
 @pytest.mark.parametrize("how", ["truncate", "replace"])
 def test_logstream_truncated_or_replaced_without_copy_restarts_at_zero(st, how):
     st.write("".join(f"old {i}\n" for i in range(100)))
