@@ -410,6 +410,32 @@ def _packed_varints(data: bytes, pos: int, end: int) -> list[int]:
 
 
 _VALUE_TYPES = tuple(ValueType)
+# Enum members as plain globals: `ValueType.INTEGER` is a slow descriptor lookup on Python 3.11.
+_VT_STRING, _VT_BYTES, _VT_INTEGER, _VT_DOUBLE, _VT_BOOL = _VALUE_TYPES
+
+# Continuation-bit pattern of a whole n-byte varint read as a little-endian int (all but the last
+# byte have the high bit set), and the mask of its 7-bit payload groups.
+_VARINT_CONT = [0] + [int.from_bytes(b"\x80" * (n - 1) + b"\x00", "little") for n in range(1, 11)]
+_VARINT_LOW7 = [0] + [int.from_bytes(b"\x7f" * n, "little") for n in range(1, 11)]
+_M16 = int.from_bytes(b"\x7f\x00" * 5, "little")
+_M32 = int.from_bytes(b"\xff\x3f\x00\x00" * 3, "little")
+_M64 = int.from_bytes(b"\xff\xff\xff\x0f\x00\x00\x00\x00" * 2, "little")
+_M56 = (1 << 56) - 1
+
+
+def _one_varint(data: bytes, pos: int, n: int) -> int | None:
+    """The value when data[pos:pos+n] is exactly one varint (2..10 bytes), else None.
+
+    Branch-free compaction of the 7-bit groups (pairs, then quads, then eights), much cheaper in
+    Python than a byte loop for the 9-byte nanosecond timestamps flood and Heka messages carry."""
+    v = int.from_bytes(data[pos:pos + n], "little")
+    if v & ~_VARINT_LOW7[n] != _VARINT_CONT[n]:
+        return None
+    v &= _VARINT_LOW7[n]
+    v = (v & _M16) | ((v >> 1) & (_M16 << 7))
+    v = (v & _M32) | ((v >> 2) & (_M32 << 14))
+    v = (v & _M64) | ((v >> 4) & (_M64 << 28))
+    return (v & _M56) | ((v >> 64) << 56)
 
 
 def _decode_field(data: bytes, pos: int, end: int) -> Field:
@@ -431,29 +457,40 @@ def _decode_field(data: bytes, pos: int, end: int) -> Field:
                         if q == end:
                             return Field(name, _VALUE_TYPES[vt], rep, [])
                         tag = data[q]
-                        if vt == 0 and tag == 0x22:
-                            values = _strings(data, q, end)
-                            if values is not None:
-                                return Field(name, ValueType.STRING, rep, values)
-                        elif vt == 2 and tag == 0x32:
+                        if vt == 2 and tag == 0x32:
                             bl = data[q + 1]
                             if bl < 0x80 and q + 2 + bl == end:
+                                if bl == 1 and data[q + 2] < 0x80:  # the usual single small value
+                                    return Field(name, _VT_INTEGER, rep, [data[q + 2]])
+                                if 1 < bl <= 10 and data[end - 1] < 0x80:
+                                    v = _one_varint(data, q + 2, bl)
+                                    if v is not None:
+                                        return Field(name, _VT_INTEGER, rep,
+                                                     [_as_int64(v) if v >> 63 else v])
                                 blob = data[q + 2:end]
                                 if blob and max(blob) < 0x80:  # every value 0..127: one byte each
-                                    return Field(name, ValueType.INTEGER, rep, list(blob))
-                                return Field(name, ValueType.INTEGER, rep,
+                                    return Field(name, _VT_INTEGER, rep, list(blob))
+                                return Field(name, _VT_INTEGER, rep,
                                              [_as_int64(v) for v in _packed_varints(data, q + 2, end)])
+                        elif vt == 0 and tag == 0x22:
+                            sl = data[q + 1]
+                            if sl < 0x80 and q + 2 + sl == end:  # one short string
+                                return Field(name, _VT_STRING, rep,
+                                             [data[q + 2:end].decode("utf-8", "surrogateescape")])
+                            values = _strings(data, q, end)
+                            if values is not None:
+                                return Field(name, _VT_STRING, rep, values)
                         elif vt == 3 and tag == 0x3A:
                             bl = data[q + 1]
                             if bl < 0x80 and q + 2 + bl == end and bl % 8 == 0:
-                                return Field(name, ValueType.DOUBLE, rep,
+                                return Field(name, _VT_DOUBLE, rep,
                                              list(struct.unpack_from(f"<{bl // 8}d", data, q + 2)))
                         elif vt == 4 and tag == 0x42:
                             bl = data[q + 1]
                             if bl < 0x80 and q + 2 + bl == end:
                                 blob = data[q + 2:end]
                                 if not blob or max(blob) < 0x80:  # one byte per bool
-                                    return Field(name, ValueType.BOOL, rep, [b != 0 for b in blob])
+                                    return Field(name, _VT_BOOL, rep, [b != 0 for b in blob])
     return _decode_field_generic(data, start, end)
 
 
@@ -609,6 +646,9 @@ def decode_message(data: bytes | bytearray | memoryview, start: int = 0) -> Mess
             ln = data[pos + 1]
             if ln < 0x80:
                 pos += 2
+            elif data[pos + 2] < 0x80:  # payloads of 128 B..16 KiB: a 2-byte length
+                ln = (ln & 0x7F) | (data[pos + 2] << 7)
+                pos += 3
             else:
                 ln, pos = _read_varint(data, pos + 1)
             if pos + ln > end:

@@ -98,9 +98,23 @@ def record_for_output(record: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+_encode_strict = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
 def dumps_jsonl(record: Mapping[str, Any]) -> str:
     """One JSON line (no newline) for a flat record."""
-    return json.dumps(record_for_output(record), ensure_ascii=False, separators=(",", ":"))
+    ts = record.get("Timestamp")
+    if type(ts) is int:
+        record = {**record, "Timestamp": format_timestamp(ts)}  # a copy: same key order
+    try:
+        # Fast path: most records are already JSON-safe. The encoder raises on bytes (TypeError)
+        # and NaN/Inf (ValueError); lone surrogates from non-UTF-8 input fail the UTF-8 check.
+        text = _encode_strict(record)
+        if not text.isascii():
+            text.encode("utf-8")
+        return text
+    except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
+        return json.dumps(record_for_output(record), ensure_ascii=False, separators=(",", ":"))
 
 
 def _cell(value: Any) -> str:
@@ -145,8 +159,7 @@ class RecordWriter:
     def write(self, record: Mapping[str, Any]) -> None:
         self.count += 1
         if self.fmt == "jsonl":
-            self.stream.write(dumps_jsonl(record))
-            self.stream.write("\n")
+            self.stream.write(dumps_jsonl(record) + "\n")
         elif self.fmt in ("csv", "tsv"):
             row = record_for_output(record)
             if self._csv is None:

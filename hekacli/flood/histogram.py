@@ -47,9 +47,13 @@ class Histogram:
 
     def record(self, value: int) -> None:
         """Add one value (negative values, e.g. from clock skew, are recorded as 0)."""
-        if value < 0:
-            value = 0
-        self.counts[bucket_index(value)] += 1
+        if value < _LINEAR:  # bucket_index inlined: this runs once per verified message
+            if value < 0:
+                value = 0
+            self.counts[value] += 1
+        else:
+            shift = value.bit_length() - (_SUB_BITS + 1)
+            self.counts[_LINEAR + (shift - 1) * _SUB + ((value >> shift) - _SUB)] += 1
         self.count += 1
         self.total += value
         if self.max is None or value > self.max:

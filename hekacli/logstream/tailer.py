@@ -207,8 +207,8 @@ class Tailer:
         # at that name is rotated away before a batch from it is saved (copytruncate, rename), a restart
         # would read the new file under that name from 0 and skip the whole rotated one. So the journal
         # keeps the end of the previous file instead; a restart finds it again by hash and moves on to
-        # the next file from there (at most the unsaved batch repeats). With no journal yet, the start
-        # is the oldest file at 0, which is where an offset-0 journal would have said anyway.
+        # the next file from there (at most the unsaved batch repeats). A start at 0 (fresh, stale,
+        # replaced, corrupt) is not saved either: the journal left as it is leads to that same start.
         if end is None or end.seek == 0:
             return
         if self.checkpoint and end != st.saved:

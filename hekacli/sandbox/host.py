@@ -375,7 +375,13 @@ class SandboxFilter:
             return
         self.preserve_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.preserve_path.with_name(self.preserve_path.name + ".tmp")
-        tmp.write_bytes(text)
+        # Sandbox state can hold whatever the messages carried: readable by the owner only, and
+        # replaced atomically so a crash never leaves half a file.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, self.preserve_path)
 
     def _terminate(self, reason: str, *, preserve: bool) -> None:

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import ConfigError, DecodeError, HekaError
-from ..framing import DROP_UNDECODABLE, Record
+from ..framing import DROP_UNDECODABLE, HEADER_FRAMING_SIZE, Record
+from ..message import decode_message
 from .config import ServeConfig
 from .listeners import Listener
 from .outputs import OutputPlugin
@@ -110,7 +111,7 @@ class ServeDaemon:
         try:
             await self._start_plugins()
             for lc in self.config.listeners:
-                lst = Listener(lc, self._accept, signers=self.config.signers,
+                lst = Listener(lc, self._accept_batch, signers=self.config.signers,
                                max_message_size=self.config.max_message_size, log=self.log)
                 await lst.start()
                 self.listeners.append(lst)
@@ -258,21 +259,33 @@ class ServeDaemon:
 
     # -- the input side ---------------------------------------------------------------------------
     def _accept(self, record: Record, listener: Listener) -> None:
+        """Accept one record (see `_accept_batch`)."""
+        self._accept_batch([record], listener)
+
+    def _accept_batch(self, records: list[Record], listener: Listener) -> None:
+        """Decode and route the records of one read. They arrived together, so they share one
+        receive timestamp (one clock read per chunk instead of per message)."""
+        received_ns = time.time_ns()
         count = self.config.count
-        if count is not None and self.accepted >= count:
-            self.ignored += 1  # arrived after --count was reached, while stopping: not a drop
-            return
-        try:
-            msg = record.message()
-        except DecodeError:
-            listener.stats.dropped[DROP_UNDECODABLE] += 1
-            return
-        self.accepted += 1
-        listener.stats.accepted += 1
-        self.router.route(Delivery(message=msg, raw=record.message_bytes, signer=record.signer,
-                                   listener=listener.url, loops=0, received_ns=time.time_ns()))
-        if count is not None and self.accepted >= count:
-            self.request_stop(f"--count {count} reached")
+        url = listener.url
+        stats = listener.stats
+        route = self.router.route
+        skip = HEADER_FRAMING_SIZE
+        for record in records:
+            if count is not None and self.accepted >= count:
+                self.ignored += 1  # arrived after --count was reached, while stopping: not a drop
+                continue
+            try:
+                # Decode in place (no copy out of the record; nothing reads its cached message later).
+                msg = decode_message(record.raw, record.header_len + skip)
+            except DecodeError:
+                stats.dropped[DROP_UNDECODABLE] += 1
+                continue
+            self.accepted += 1
+            stats.accepted += 1
+            route(Delivery(msg, record.message_bytes, record.signer, url, 0, received_ns))
+            if count is not None and self.accepted >= count:
+                self.request_stop(f"--count {count} reached")
 
     # -- reporting --------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

@@ -59,6 +59,7 @@ class Router:
         self.state_dir = Path(state_dir)
         self.max_message_loops = max_message_loops
         self._routes: list[_Route] = []
+        self._snapshot: tuple[_Route, ...] = ()  # what `route` iterates; rebuilt on add/remove only
         self._log = log or (lambda text: sys.stderr.write(f"heka serve: {text}\n"))
         self.stats = RouterStats()
         self.plugin_errors: Counter[str] = Counter()
@@ -88,12 +89,14 @@ class Router:
         match = compile_message_matcher(getattr(plugin, "message_matcher", None),
                                         where=f"{name}: message_matcher")
         self._routes.append(_Route(plugin, match, getattr(plugin, "message_signer", None)))
+        self._snapshot = tuple(self._routes)
 
     def remove_plugin(self, name: str) -> Plugin | None:
         """Stop routing to the named plugin and return it (stopping it is the caller's job)."""
         for i, r in enumerate(self._routes):
             if r.plugin.name == name:
                 del self._routes[i]
+                self._snapshot = tuple(self._routes)
                 return r.plugin
         return None
 
@@ -129,10 +132,11 @@ class Router:
         """Offer `delivery` to every matching plugin."""
         self.stats.routed += 1
         msg = delivery.message
-        for r in tuple(self._routes):
-            if r.signer is not None and delivery.signer != r.signer:
-                continue
+        # A snapshot: plugins added or removed by a process() call take effect from the next delivery.
+        for r in self._snapshot:
             try:
+                if r.signer is not None and delivery.signer != r.signer:
+                    continue
                 if r.match is not None and not r.match(msg):
                     continue
                 r.matched += 1

@@ -104,3 +104,11 @@ def test_restore_mismatch_fails_load(sandbox, tmp_data):
     with pytest.raises(SandboxError, match="Init\\(\\) lsb_restore_global_data fromstring\\(\\) too many values"):
         sandbox('require "circular_buffer"\ncb = circular_buffer.new(2, 1, 1)\nfunction process_message() return 0 end',
                 preserve_path=tmp_data)
+
+
+def test_preserved_state_is_readable_by_the_owner_only(sandbox, tmp_data):
+    import stat
+
+    h = sandbox("count = 1\nfunction process_message() return 0 end", preserve_path=tmp_data)
+    h.f.stop()
+    assert stat.S_IMODE(tmp_data.stat().st_mode) == 0o600
