@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -75,6 +76,16 @@ def tune_allocator() -> None:
     """
     if "polars" not in sys.modules:
         os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
+
+
+DECODER_OPTIONS = ("nginx", "log_format", "nginx_conf", "log_format_name", "apache", "apache_conf", "rsyslog",
+                   "rsyslog_conf", "template_name", "decoder", "pattern")
+
+
+def decoder_choice_from(params: Mapping[str, Any]) -> DecoderChoice:
+    """`decoder_choice` from a command's parameters (its `locals()`): the input options are the same
+    in agg, sql and report."""
+    return decoder_choice(**{name: params[name] for name in DECODER_OPTIONS})
 
 
 def decoder_choice(
@@ -287,19 +298,7 @@ def register(app: typer.Typer) -> None:
             top=top,
             sort=sort,
         )
-        choice = decoder_choice(
-            nginx=nginx,
-            log_format=log_format,
-            nginx_conf=nginx_conf,
-            log_format_name=log_format_name,
-            apache=apache,
-            apache_conf=apache_conf,
-            rsyslog=rsyslog,
-            rsyslog_conf=rsyslog_conf,
-            template_name=template_name,
-            decoder=decoder,
-            pattern=pattern,
-        )
+        choice = decoder_choice_from(locals())
         needed = where_columns(where)
         ds = load_inputs(
             files,

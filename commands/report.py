@@ -27,7 +27,7 @@ from .agg import (
     RSYSLOG_CONF,
     TEMPLATE_NAME,
     WHERE,
-    decoder_choice,
+    decoder_choice_from,
     load_inputs,
     tune_allocator,
     warn_rejects,
@@ -77,19 +77,7 @@ def register(app: typer.Typer) -> None:
         from hekacli.analysis.query import apply_where, where_columns
         from hekacli.analysis.report import REPORT_COLUMNS, build_report
 
-        choice = decoder_choice(
-            nginx=nginx,
-            log_format=log_format,
-            nginx_conf=nginx_conf,
-            log_format_name=log_format_name,
-            apache=apache,
-            apache_conf=apache_conf,
-            rsyslog=rsyslog,
-            rsyslog_conf=rsyslog_conf,
-            template_name=template_name,
-            decoder=decoder,
-            pattern=pattern,
-        )
+        choice = decoder_choice_from(locals())
         needed = where_columns(where)
         ds = load_inputs(
             files,

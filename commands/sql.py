@@ -21,7 +21,7 @@ from .agg import (
     TEMPLATE_NAME,
     WHERE,
     check_output,
-    decoder_choice,
+    decoder_choice_from,
     load_inputs,
     tune_allocator,
     warn_rejects,
@@ -73,19 +73,7 @@ def register(app: typer.Typer) -> None:
         tune_allocator()
         from hekacli.analysis.query import analysis_frame, run_sql
 
-        choice = decoder_choice(
-            nginx=nginx,
-            log_format=log_format,
-            nginx_conf=nginx_conf,
-            log_format_name=log_format_name,
-            apache=apache,
-            apache_conf=apache_conf,
-            rsyslog=rsyslog,
-            rsyslog_conf=rsyslog_conf,
-            template_name=template_name,
-            decoder=decoder,
-            pattern=pattern,
-        )
+        choice = decoder_choice_from(locals())
         ds = load_inputs(files, input_format, choice, None, not no_cache)
         df = run_sql(analysis_frame(ds.lf, where), query)
         write_frame(df, fmt, output)
