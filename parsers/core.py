@@ -39,6 +39,7 @@ from hekacli.errors import InputError
 from hekacli.message import Field, Message, ValueType
 
 from . import grammar as g
+from .splitplan import SplitPlan, build_plan
 
 HEADER_ORDER = ("Timestamp", "Type", "Logger", "Hostname", "Severity", "Pid", "Payload")
 HEADER_DTYPES: dict[str, pl.DataType] = {
@@ -358,6 +359,8 @@ class PatternDecoder(Decoder):
         self.derived = derived or []
         self.constants = {"Type": message_type, **(constants or {})}
         self.rejects = None
+        self._plan: SplitPlan | None = None
+        self._plan_built = False
         self._assemble()
         self._build_plan()
 
@@ -764,6 +767,37 @@ class PatternDecoder(Decoder):
         schema = {k: v for k, v in self.polars_schema().items() if k in out_df.columns}
         return (out_df.cast(schema, strict=False) if out_df.width else out_df), rejects
 
+    def _split_plan(self) -> SplitPlan | None:
+        """The separator-cutting plan for clean lines (built once), or None when the format has none."""
+        if self._plan_built:
+            return self._plan
+        self._plan_built = True
+        if self._fast is not None:
+            bodies = {i: self._resolve_string(i)[1] for i, p in enumerate(self.pieces) if p.kind == "string"}
+            validators = {n: rx for n, rx, _ in self._validators}
+            self._plan = build_plan(self.pieces, self._piece_groups, bodies, self.ngroups, validators)
+        return self._plan
+
+    def _extract_clean(self, lines: pl.Series, parallel: bool = True) -> pl.DataFrame:
+        """Capture columns and ``__valid`` of clean lines: cut at the separators where the format
+        allows it (`splitplan`), the fast regex for the lines the cut cannot vouch for."""
+        plan = self._split_plan()
+        if plan is None or len(lines) == 0:
+            return self._extract(lines, self.fast_pattern, parallel).with_columns(self._validity(None))
+        df = plan.extract(lines)
+        ok = df.get_column("__ok")
+        df = df.drop("__ok")
+        if ok.all():
+            return df.with_columns(pl.lit(True).alias("__valid"))
+        bad = (~ok).arg_true()
+        redo = self._extract(lines.gather(bad), self.fast_pattern, parallel=False).with_columns(
+            self._validity(None)
+        )
+        valid = pl.Series("__valid", [True] * len(lines), dtype=pl.Boolean).scatter(bad, redo["__valid"])
+        return df.with_columns(
+            [df.get_column(c).scatter(bad, redo.get_column(c)) for c in df.columns]
+        ).with_columns(valid)
+
     def _groups(self, series: pl.Series, parallel: bool = True) -> pl.DataFrame:
         """Capture columns g0..gN, ``__valid`` and ``__row`` (original position) for every line."""
         n = len(series)
@@ -781,9 +815,8 @@ class PatternDecoder(Decoder):
             | series.str.contains(r"[\t\n\x0b\x0c\r]")
         ).fill_null(True)
         if not unclean.any():
-            return self._extract(series, self.fast_pattern, parallel).with_columns(self._validity(None), idx)
-        clean = self._extract(series.filter(~unclean), self.fast_pattern, parallel)
-        clean = clean.with_columns(self._validity(None), idx.filter(~unclean))
+            return self._extract_clean(series, parallel).with_columns(idx)
+        clean = self._extract_clean(series.filter(~unclean), parallel).with_columns(idx.filter(~unclean))
         dirty = self._extract(series.filter(unclean), self.full_pattern, parallel)
         dirty = dirty.with_columns(pl.lit(True).alias("__valid"), idx.filter(unclean))
         return pl.concat([clean, dirty], how="vertical").sort("__row")

@@ -17,7 +17,10 @@ import io
 import json
 import os
 import sys
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +49,7 @@ AUTO_NGINX_FORMATS: tuple[tuple[str, str], ...] = (
 )
 SNIFF_LINES = 50
 CHUNK_BYTES = 4 << 20  # raw text decoded per bulk call
+DECODE_THREADS = 2  # chunks decoded at once (the machine this was tuned on has 2 cores)
 
 
 @dataclass
@@ -275,23 +279,50 @@ def _chunks(stream: Any, raw: Any, chunk_bytes: int) -> Iterator[tuple[bytes, in
         last = pos
 
 
-def _decode_one(decoder: Any, data: bytes) -> tuple[pl.DataFrame, int, list[tuple[int, str, str]], int]:
-    """Decode one chunk of whole lines: (records, rejected count, first rejects, number of lines)."""
-    text = data.decode("utf-8", "backslashreplace")
-    if text.endswith("\n"):
-        text = text[:-1]
-    lines = pl.Series("line", [text]).str.split("\n").explode()
-    df = decoder.frame(lines)
-    count, first = _decoder_rejects(decoder)
-    return df, count, first, len(lines)
-
-
 def _decode_chunks(
-    decoder: Any, chunks: Iterator[tuple[bytes, int]]
-) -> Iterator[tuple[pl.DataFrame, int, list[tuple[int, str, str]], int, int]]:
-    """Decode chunks one after the other in this process (small inputs)."""
-    for data, consumed in chunks:
-        yield (*_decode_one(decoder, data), consumed)
+    spec: tuple[str, dict[str, Any]],
+    chunks: Iterator[tuple[bytes, int]],
+    columns: set[str] | None = None,
+    workers: int = DECODE_THREADS,
+) -> Iterator[tuple[pl.DataFrame, list[str], int, list[tuple[int, str, str]], int, int]]:
+    """Decode chunks in input order, `workers` at a time: (records, all field names, rejected count,
+    first rejects, number of lines, bytes consumed).
+
+    polars releases the GIL inside its kernels, so two threads keep both cores busy. A decoder keeps
+    the rejects of its last `frame` call on itself, so every thread builds its own from `spec`; at
+    most `workers` + 1 chunks are held at once, which bounds the memory.
+    """
+    local = threading.local()
+
+    def run(data: bytes) -> tuple[pl.DataFrame, list[str], int, list[tuple[int, str, str]], int]:
+        decoder = getattr(local, "decoder", None)
+        if decoder is None:
+            decoder = local.decoder = build_decoder(*spec)
+        from hekacli.parsers.core import lines_series_from_bytes
+
+        lines = lines_series_from_bytes(data)
+        df = decoder.frame(lines)
+        count, first = _decoder_rejects(decoder)
+        return _keep_columns(df, columns), df.columns, count, first, len(lines)
+
+    if workers <= 1:
+        for data, consumed in chunks:
+            yield (*run(data), consumed)
+        return
+    pending: deque[tuple[Future[Any], int]] = deque()
+    with ThreadPoolExecutor(workers) as pool:
+        try:
+            for data, consumed in chunks:
+                pending.append((pool.submit(run, data), consumed))
+                if len(pending) >= workers:
+                    fut, used = pending.popleft()
+                    yield (*fut.result(), used)
+            while pending:
+                fut, used = pending.popleft()
+                yield (*fut.result(), used)
+        finally:
+            for fut, _ in pending:
+                fut.cancel()
 
 
 def _keep_columns(df: pl.DataFrame, columns: set[str] | None) -> pl.DataFrame:
@@ -351,7 +382,7 @@ def load_log(
     else:
         head = _read_head(path)
         size = os.path.getsize(path)
-    decoder, dname, _ = choose_decoder_factory(
+    decoder, dname, spec = choose_decoder_factory(
         display, head.decode("utf-8", "replace").splitlines()[:SNIFF_LINES], choice
     )
     writer = None
@@ -387,14 +418,15 @@ def load_log(
     n_rejected = 0
     first_line = 0
     fields: list[str] = []
-    decoded = _decode_chunks(decoder, _chunks(stream, raw, CHUNK_BYTES))
+    # The cache needs every column; otherwise only what the query reads is kept.
+    decoded = _decode_chunks(spec, _chunks(stream, raw, CHUNK_BYTES), None if writer is not None else columns)
     try:
-        for df, count, rejects, n_lines, consumed in decoded:
+        for df, all_fields, count, rejects, n_lines, consumed in decoded:
             if writer is not None:
                 writer.add(df)
             if not fields:
-                fields = df.columns
-            frames.append(_keep_columns(df, columns))
+                fields = all_fields
+            frames.append(_keep_columns(df, columns) if writer is not None else df)
             n_rejected += count
             room = MAX_KEPT_REJECTS - len(raw_rejects)
             raw_rejects.extend((n + first_line, t, why) for n, t, why in rejects[: max(room, 0)])

@@ -1,0 +1,101 @@
+"""The bulk path's separator-cutting plan (parsers/splitplan.py) never changes a result.
+
+Lines are built to put separators where they do not belong (a quote-space inside the request, a
+space in the user, brackets in the wrong place, digits where a field ends early), so the cut lands
+in the wrong place and the plan must hand the line back to the regex. Either way the bulk rows must
+equal the streaming records, rejects included.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+from hekacli.parsers import build_decoder
+from hekacli.parsers.splitplan import can_contain
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from .conftest import assert_paths_agree
+
+GOOD = '127.0.0.1 - - [10/Feb/2014:08:46:41 -0800] "GET /a?b=c HTTP/1.1" 200 612 "-" "curl/8.5.0"'
+TRICKY = [
+    GOOD,
+    '127.0.0.1 - - [10/Feb/2014:08:46:41 -0800] "GET /a" 200 HTTP/1.1" 200 612 "-" "curl/8.5.0"',
+    '127.0.0.1 - a b [10/Feb/2014:08:46:41 -0800] "GET / HTTP/1.1" 200 612 "-" "-"',
+    '127.0.0.1 - a [b [10/Feb/2014:08:46:41 -0800] "GET / HTTP/1.1" 200 612 "-" "-"',
+    '127.0.0.1 - - [10/Feb/2014:08:46:41 -0800] "GET / HTTP/1.1" 2000 612 "-" "-"',
+    '127.0.0.1 - - [10/Feb/2014:08:46:41 -0800] "GET / HTTP/1.1" 200 61x2 "-" "-"',
+    '127.0.0.1 - - [10/Feb/2014:08:46:41 -0800] "GET / HTTP/1.1" 200 612 "a" "b" "-" "-"',
+    '127.0.0.1 - - [10/Feb/2014:08:46:41 -0800] "GET / HTTP/1.1" 200 612 "-" "ua" trailing text',
+    '127.0.0.1 - - [10/Feb/2014:08:46:41 -0800] "GET / HTTP/1.1" 200 612 "-" "no end quote',
+    '127.0.0.1 - - [10/Feb/2014:08:46:41 -0800] "GET / HTTP/1.1" 200 612 "-"',
+    '127.0.0.1 - - [10/Feb/2014:08:46:41 -0800]] "GET / HTTP/1.1" 200 612 "-" "-"',
+    '127.0.0.1 - - [10/Feb/2014:08:46:41 -0800] "" 200 612 "" ""',
+    '127.0.0.1 -  - [10/Feb/2014:08:46:41 -0800] "GET / HTTP/1.1" 200 612 "-" "-"',
+    '300.1.1.1 - - [10/Feb/2014:08:46:41 -0800] "GET / HTTP/1.1" 200 612 "-" "-"',
+    'host.example - - [10/Feb/2014:08:46:41 -0800] "GET / HTTP/1.1" 200 612 "-" "-"',
+    '::1 - - [31/Feb/2014:08:46:41 -0800] "GET / HTTP/1.1" 200 612 "-" "-"',
+    '::1 - - [10/Feb/2014:08:46:60 +0000] "GET / HTTP/1.1" 200 612 "-" "-"',
+    '::1 - - [10/Feb/1600:08:46:41 +0000] "GET / HTTP/1.1" 200 612 "-" "-"',
+    '::1 - - [10/Feb/9999:08:46:41 +0000] "GET / HTTP/1.1" 200 612 "-" "-"',
+    '- - - [10/Feb/2014:08:46:41 -0800] "GET / HTTP/1.1" 200 612 "-" "-"',
+    '',
+    '::1 - - [10/Feb/2014:08:46:41 -0800] "GET /é ü HTTP/1.1" 200 612 "-" "Mozilla/5.0 (ü; Linux)"',
+]
+
+
+def test_access_log_formats_have_a_plan():
+    assert build_decoder("nginx")._split_plan() is not None
+    assert build_decoder("nginx", log_format="main")._split_plan() is not None
+
+
+def test_tricky_lines_agree_with_streaming():
+    d = build_decoder("nginx")
+    assert_paths_agree(d, TRICKY)
+    assert_paths_agree(build_decoder("nginx", log_format="main"), [ln + ' "-"' for ln in TRICKY])
+
+
+def test_out_of_range_years_are_rejected_on_both_paths():
+    d = build_decoder("nginx")
+    lines = [GOOD.replace("2014", "1600"), GOOD.replace("2014", "9999"), GOOD]
+    d.frame(lines)
+    assert d.rejects["lineno"].to_list() == [1, 2]
+    assert [d.decode(ln) is None for ln in lines] == [True, True, False]
+
+
+def test_a_field_that_may_contain_the_separator_gets_no_plan():
+    # `$status` followed by a digit: the status regex can contain the separator's first character
+    d = build_decoder("nginx", log_format="$remote_addr $status1$body_bytes_sent")
+    assert d._split_plan() is None
+    assert can_contain("[0-9]{3}", "1") and not can_contain("[0-9]{3}", " ")
+    assert can_contain("[^a]", "b")  # a negated class: the plan assumes the worst
+
+
+PIECES = st.sampled_from(
+    ['"', " ", "-", "[", "]", "200", "612", "GET", "/", "HTTP/1.1", "10/Feb/2014:08:46:41 -0800",
+     "::1", "127.0.0.1", "a", "é", '" "', "] ", " [", '" ', ' "']
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(PIECES, max_size=12).map("".join), min_size=1, max_size=8))
+def test_random_lines_agree(extra):
+    d = build_decoder("nginx")
+    # half the lines are a good line with random text spliced in at a random place
+    lines = []
+    for i, junk in enumerate(extra):
+        cut = (i * 7) % (len(GOOD) + 1)
+        lines.append(GOOD[:cut] + junk + GOOD[cut:] if i % 2 else junk)
+    assert_paths_agree(d, lines)
+
+
+def test_plan_output_equals_regex_groups_on_clean_lines():
+    d = build_decoder("nginx")
+    lines = pl.Series([ln for ln in TRICKY if "  " not in ln])
+    by_plan = d._extract_clean(lines, parallel=False)
+    by_regex = d._extract(lines, d.fast_pattern, parallel=False).with_columns(d._validity(None))
+    ok = by_regex["g0"].is_not_null() & by_regex["__valid"]
+    # wherever the regex says the line is good, the plan gives the same captures
+    for c in by_regex.columns:
+        if c.startswith("g"):
+            assert by_plan[c].filter(ok).to_list() == by_regex[c].filter(ok).to_list(), c
+    assert (by_plan["g0"].is_not_null() & by_plan["__valid"]).to_list() == ok.to_list()
