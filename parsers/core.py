@@ -27,7 +27,7 @@ from __future__ import annotations
 import gzip
 import io
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +55,7 @@ HEADER_DTYPES: dict[str, pl.DataType] = {
 UNCLEAN = r"[\\\t\n\x0b\x0c\r]|  "
 _PARALLEL_MIN_ROWS = 50_000
 _CHUNK_ROWS = 250_000
+_CHUNK_BYTES = 16 << 20  # text per chunk when decoding a file
 
 
 @dataclass
@@ -162,8 +163,11 @@ class Decoder:
         return []
 
     # -- bulk ---------------------------------------------------------------------------------
-    def frame(self, lines: Iterable[str] | pl.Series) -> pl.DataFrame:
-        """Default bulk path: the streaming decoder over every line (subclasses vectorise)."""
+    def frame(self, lines: Iterable[str] | pl.Series, columns: Collection[str] | None = None) -> pl.DataFrame:
+        """Default bulk path: the streaming decoder over every line (subclasses vectorise).
+
+        `columns`: the caller needs only these (None: all); a decoder may return just them, or more.
+        """
         series = _as_series(lines)
         rows: list[dict[str, Any]] = []
         bad_no: list[int] = []
@@ -665,21 +669,48 @@ class PatternDecoder(Decoder):
             df = lines.str.extract_groups(pattern).struct.unnest()
         return df.select(names)
 
-    def frame(self, lines: Iterable[str] | pl.Series) -> pl.DataFrame:
+    def frame_file(self, path: str | Path) -> pl.DataFrame:
+        """Decode a whole file (``.gz`` transparently): cut into chunks of whole lines that two threads
+        split into lines and decode at once (polars releases the GIL); rejects keep file line numbers."""
+        data = read_bytes(path)
+        starts = [0]
+        while starts[-1] < len(data):
+            end = data.find(b"\n", starts[-1] + _CHUNK_BYTES)
+            starts.append(len(data) if end < 0 else end + 1)
+        if len(starts) <= 2:
+            return self.frame(lines_series_from_bytes(data))
+
+        def one(i: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+            series = lines_series_from_bytes(data[starts[i] : starts[i + 1]])
+            df, rej = self._frame_chunk(_as_series(series), parallel=False)
+            return df, rej, len(series)
+
+        with ThreadPoolExecutor(2) as ex:
+            results = list(ex.map(one, range(len(starts) - 1)))
+        rejects, first = [], 0
+        for _, rej, n in results:
+            rejects.append(rej.with_columns(pl.col("lineno") + first))
+            first += n
+        self.rejects = pl.concat(rejects, how="vertical")
+        return pl.concat([d for d, _, _ in results], how="vertical")
+
+    def frame(self, lines: Iterable[str] | pl.Series, columns: Collection[str] | None = None) -> pl.DataFrame:
         """Bulk decode: good rows as a DataFrame (columns as `decode` records); rejects in `.rejects`.
 
-        Big inputs are decoded in chunks so the intermediate capture columns stay bounded.
+        Big inputs are decoded in chunks so the intermediate capture columns stay bounded. With
+        `columns`, only those columns are returned (and only what they need is converted); which
+        lines are rejected never depends on it.
         """
         raw = (
             lines.cast(pl.String) if isinstance(lines, pl.Series) else pl.Series(list(lines), dtype=pl.String)
         )
         if len(raw) <= _CHUNK_ROWS:
-            df, self.rejects = self._frame_chunk(_as_series(raw))
+            df, self.rejects = self._frame_chunk(_as_series(raw), columns=columns)
             return df
         starts = list(range(0, len(raw), _CHUNK_ROWS))
 
         def one(start: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-            df, rej = self._frame_chunk(_as_series(raw.slice(start, _CHUNK_ROWS)), parallel=False)
+            df, rej = self._frame_chunk(_as_series(raw.slice(start, _CHUNK_ROWS)), False, columns)
             return df, rej.with_columns(pl.col("lineno") + start)
 
         # Two chunks at a time: while one waits in a polars kernel the other runs (polars releases
@@ -689,8 +720,99 @@ class PatternDecoder(Decoder):
         self.rejects = pl.concat([r for _, r in results], how="vertical")
         return pl.concat([d for d, _ in results], how="vertical")
 
-    def _frame_chunk(self, series: pl.Series, parallel: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """(good rows, rejects) of one chunk of lines."""
+    def _frame_chunk(
+        self, series: pl.Series, parallel: bool = True, columns: Collection[str] | None = None
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(good rows, rejects) of one chunk of lines (only `columns` when given, see `frame`).
+
+        Lean path: one query cuts the clean lines with the split plan and converts every field; the
+        lines it cannot finish that way (unclean, the plan's checks fail, a value needs the per-value
+        conversion) go through `_frame_chunk_general`, and the two results are merged in line order.
+        """
+        plan = self._split_plan()
+        vectorised = all(o.py is None or o.vec is not None for _, o in self.outputs)
+        keep = self._kept_names(columns)
+        if plan is None or not vectorised or len(series) == 0:
+            df, rejects = self._frame_chunk_general(series, parallel)
+            return (df if keep is None else df.select([c for c in df.columns if c in keep])), rejects
+        conds = [pl.col("__ok"), ~pl.col("__line").str.contains(UNCLEAN)]
+        exprs: list[pl.Expr] = [pl.col("__row")]
+        for k, (gnum, out) in enumerate(self.outputs):
+            src = pl.col(f"g{gnum}")
+            val = src if out.py is None else out.vec(src)  # type: ignore[misc]
+            if keep is None or out.name in keep:
+                exprs.append(val.cast(out.dtype, strict=False).alias(f"v{k}"))
+            if out.py is not None and not out.exact_vec:
+                # a value the vectorised form cannot convert decides whether the line is rejected
+                conds.append(src.is_null() | val.is_not_null())
+        lf = plan.cut(pl.LazyFrame({"__line": series}).with_row_index("__row"), "__line")
+        conv = lf.select(*exprs, pl.all_horizontal(conds).alias("__lean")).collect()
+        lean = conv.get_column("__lean")
+        out_df = self._finish_rows(conv.lazy().filter(pl.col("__lean")), keep)
+        if lean.all():
+            return out_df, _rejects_frame([], [], [])
+        rest = conv.get_column("__row").filter(~lean)
+        other, rejects = self._frame_chunk_general(series.gather(rest), parallel=False)
+        other = other.select(out_df.columns)
+        # map the subset's line numbers back to the chunk's
+        rejected_at = rejects.get_column("lineno") - 1
+        rejects = rejects.with_columns(lineno=rest.gather(rejected_at).cast(pl.Int64) + 1)
+        kept = pl.Series([True] * len(rest), dtype=pl.Boolean).scatter(rejected_at, False)
+        merged = pl.concat(
+            [
+                out_df.with_columns(conv.get_column("__row").filter(lean).alias("__row")),
+                other.with_columns(rest.filter(kept).alias("__row")),
+            ],
+            how="diagonal_relaxed",
+        )
+        return merged.sort("__row").drop("__row"), rejects
+
+    def _kept_names(self, columns: Collection[str] | None) -> set[str] | None:
+        """The record keys to compute for `columns` (None: all). A derived field needs fields we
+        cannot name here, so asking for one computes everything."""
+        if columns is None:
+            return None
+        keep = set(columns)
+        if any(keep.intersection(d.names) for d in self.derived):
+            return None
+        if not keep.intersection([o.name for _, o in self.outputs]):
+            return None  # at least one column, so the frame keeps its height
+        return keep
+
+    def _finish_rows(self, good: pl.LazyFrame, keep: set[str] | None = None) -> pl.DataFrame:
+        """Converted columns v0..vK of good rows -> records: same-name fields coalesced, derived
+        fields, constants, the decoder's column order and dtypes (only `keep` when given)."""
+        # Same name from several pieces: the last one that has a value wins.
+        by_name: dict[str, list[str]] = {}
+        for k, (_, out) in enumerate(self.outputs):
+            if keep is None or out.name in keep:
+                by_name.setdefault(out.name, []).append(f"v{k}")
+        final = [
+            pl.coalesce([pl.col(c) for c in reversed(cs)]).alias(name)
+            if len(cs) > 1
+            else pl.col(cs[0]).alias(name)
+            for name, cs in by_name.items()
+        ]
+        out_lf = good.select(final) if final else good.select(pl.lit(0).alias("__n"))
+        for d in self.derived if keep is None else ():
+            # expression-only steps join the same query; the others need the data in hand
+            out_lf = d.frame(out_lf) if d.lazy else d.frame(out_lf.collect()).lazy()
+        out_df = out_lf.collect()
+        constants = {k: v for k, v in self.constants.items() if keep is None or k in keep}
+        if constants:
+            out_df = out_df.with_columns(
+                [pl.lit(v, dtype=self._dtypes[k]).alias(k) for k, v in constants.items()]
+                if out_df.height
+                else [pl.Series(k, [], dtype=self._dtypes[k]) for k in constants]
+            )
+        out_df = out_df.select([c for c in self.columns if c in out_df.columns])
+        schema = {k: v for k, v in self.polars_schema().items() if k in out_df.columns}
+        return out_df.cast(schema, strict=False) if out_df.width else out_df
+
+    def _frame_chunk_general(
+        self, series: pl.Series, parallel: bool = True
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(good rows, rejects) of any lines: capture groups, vectorised conversion, per-value fallback."""
         groups = self._groups(series, parallel)
         # One query converts every capture column (polars spreads the columns over the cores).
         exprs: list[pl.Expr] = [
@@ -728,29 +850,7 @@ class PatternDecoder(Decoder):
                         pl.when(errors & reasons.is_null()).then(msg).otherwise(reasons)
                     ).to_series()
                 )
-        # Same name from several pieces: the last one that has a value wins.
-        by_name: dict[str, list[str]] = {}
-        for k, (_, out) in enumerate(self.outputs):
-            by_name.setdefault(out.name, []).append(f"v{k}")
-        final = [
-            pl.coalesce([pl.col(c) for c in reversed(cs)]).alias(name)
-            if len(cs) > 1
-            else pl.col(cs[0]).alias(name)
-            for name, cs in by_name.items()
-        ]
-        good = conv.lazy().filter(pl.col("__ok"))
-        out_lf = good.select(final) if final else good.select(pl.lit(0).alias("__n"))
-        for d in self.derived:
-            # expression-only steps join the same query; the others need the data in hand
-            out_lf = d.frame(out_lf) if d.lazy else d.frame(out_lf.collect()).lazy()
-        out_df = out_lf.collect()
-        if self.constants:
-            out_df = out_df.with_columns(
-                [pl.lit(v, dtype=self._dtypes[k]).alias(k) for k, v in self.constants.items()]
-                if out_df.height
-                else [pl.Series(k, [], dtype=self._dtypes[k]) for k in self.constants]
-            )
-        out_df = out_df.select([c for c in self.columns if c in out_df.columns])
+        out_df = self._finish_rows(conv.lazy().filter(pl.col("__ok")))
         bad = ~conv["__ok"]
         bad_rows = conv["__row"].filter(bad)
         bad_lines = series.gather(bad_rows) if len(bad_rows) else pl.Series([], dtype=pl.String)
@@ -764,8 +864,7 @@ class PatternDecoder(Decoder):
                 "reason": bad_reasons.fill_null("line does not match the format"),
             }
         )
-        schema = {k: v for k, v in self.polars_schema().items() if k in out_df.columns}
-        return (out_df.cast(schema, strict=False) if out_df.width else out_df), rejects
+        return out_df, rejects
 
     def _split_plan(self) -> SplitPlan | None:
         """The separator-cutting plan for clean lines (built once), or None when the format has none."""

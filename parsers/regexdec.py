@@ -99,12 +99,12 @@ def _output(name: str) -> Output:
 class RegexDecoder(PatternDecoder):
     """PatternDecoder whose bulk path falls back to per-line when polars cannot compile the regex."""
 
-    def frame(self, lines: Any) -> pl.DataFrame:
+    def frame(self, lines: Any, columns: Any = None) -> pl.DataFrame:
         try:
             pl.Series(["x"]).str.extract_groups(self.full_pattern)
         except Exception:  # noqa: BLE001 - Rust regex syntax differs (look-around, backrefs)
             return super(PatternDecoder, self).frame(lines)
-        return super().frame(lines)
+        return super().frame(lines, columns)
 
 
 def build_decoder(pattern: str, message_type: str = "regex") -> RegexDecoder:

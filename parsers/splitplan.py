@@ -52,7 +52,15 @@ class SplitPlan:
 
     def extract(self, lines: pl.Series) -> pl.DataFrame:
         """Columns g0..g(N-1) (null on lines the plan cannot vouch for) and ``__ok``."""
-        lf = pl.LazyFrame({"__rest": lines})
+        lf = self.cut(pl.LazyFrame({"__line": lines}), "__line")
+        names = [f"g{n}" for n in range(self.ngroups)]
+        ok = pl.col("__ok")
+        return lf.select([*(pl.when(ok).then(pl.col(c)).alias(c) for c in names), "__ok"]).collect()
+
+    def cut(self, lf: pl.LazyFrame, column: str) -> pl.LazyFrame:
+        """`lf` plus the capture columns g0..g(N-1) cut from `column` and ``__ok`` (every check
+        passed). The captures are only meaningful where ``__ok`` is true."""
+        lf = lf.with_columns(pl.col(column).alias("__rest"))
         checks: list[pl.Expr] = []
         if self.prefix:
             checks.append(pl.col("__rest").str.starts_with(self.prefix))
@@ -77,12 +85,12 @@ class SplitPlan:
                 checks.append(value.str.contains(step.validate))
         ok = pl.all_horizontal(checks).fill_null(False) if checks else pl.lit(True)
         present = set(names)
-        cols: list[Any] = [pl.when(ok).then(pl.lit("")).alias("g0")]
-        for n in range(1, self.ngroups):
-            name = f"g{n}"
-            value = pl.when(ok).then(pl.col(name)) if name in present else pl.lit(None, pl.String)
-            cols.append(value.alias(name))
-        return lf.select([*cols, ok.alias("__ok")]).collect()
+        missing = [
+            pl.lit(None, pl.String).alias(f"g{n}") for n in range(1, self.ngroups) if f"g{n}" not in present
+        ]
+        return lf.with_columns(pl.lit("").alias("g0"), *missing, ok.alias("__ok")).drop(
+            "__rest", "__parts", strict=False
+        )
 
 
 def _char_ranges(node: Any) -> list[tuple[int, int]] | None:

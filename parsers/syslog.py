@@ -195,7 +195,8 @@ class FirstMatchDecoder(Decoder):
         order = [h for h in ("Timestamp", "Type", "Hostname", "Severity", "Pid", "Payload") if h in schema]
         return {k: schema[k] for k in order + [k for k in schema if k not in order]}
 
-    def frame(self, lines: Iterable[str] | pl.Series) -> pl.DataFrame:
+    def frame(self, lines: Iterable[str] | pl.Series, columns: Any = None) -> pl.DataFrame:
+        """Each line by the first sub-decoder that takes it (`columns` is a hint; all are returned)."""
         series = lines if isinstance(lines, pl.Series) else pl.Series("line", list(lines), dtype=pl.String)
         numbers = pl.Series("__lineno", range(1, len(series) + 1), dtype=pl.Int64)
         frames: list[pl.DataFrame] = []

@@ -301,9 +301,15 @@ def _decode_chunks(
         from hekacli.parsers.core import lines_series_from_bytes
 
         lines = lines_series_from_bytes(data)
-        df = decoder.frame(lines)
+        all_fields = getattr(decoder, "columns", None)
+        if all_fields is not None and columns is not None:
+            # a compiled-format decoder converts only the fields the query reads
+            df = decoder.frame(lines, columns=_wanted_fields(all_fields, columns))
+        else:
+            df = decoder.frame(lines)
+            all_fields = df.columns
         count, first = _decoder_rejects(decoder)
-        return _keep_columns(df, columns), df.columns, count, first, len(lines)
+        return _keep_columns(df, columns), list(all_fields), count, first, len(lines)
 
     if workers <= 1:
         for data, consumed in chunks:
@@ -330,13 +336,18 @@ def _keep_columns(df: pl.DataFrame, columns: set[str] | None) -> pl.DataFrame:
     (``request_uri`` rather than the whole ``request`` when the decoder already split it)."""
     if columns is None:
         return df
-    present = set(df.columns)
+    keep = _wanted_fields(df.columns, columns)
+    return df.select(keep) if len(keep) < df.width else df
+
+
+def _wanted_fields(fields: list[str], columns: set[str]) -> list[str]:
+    """The fields (in `fields` order) that produce `columns`; at least one, so a frame of N rows
+    keeps its N rows (a bare `--count` needs no field)."""
+    present = set(fields)
     wanted: set[str] = set()
     for c in columns:
         wanted.update(next(([s] for s in DERIVED_FROM.get(c, (c,)) if s in present), []))
-    # At least one column, so a frame of N rows keeps its N rows (a bare `--count` needs no field).
-    keep = [c for c in df.columns if c in wanted] or df.columns[:1]
-    return df.select(keep) if len(keep) < df.width else df
+    return [c for c in fields if c in wanted] or fields[:1]
 
 
 def _units(decoder: Any) -> dict[str, str]:

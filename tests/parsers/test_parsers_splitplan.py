@@ -99,3 +99,15 @@ def test_plan_output_equals_regex_groups_on_clean_lines():
         if c.startswith("g"):
             assert by_plan[c].filter(ok).to_list() == by_regex[c].filter(ok).to_list(), c
     assert (by_plan["g0"].is_not_null() & by_plan["__valid"]).to_list() == ok.to_list()
+
+
+def test_only_the_columns_asked_for_same_rows_same_rejects():
+    d = build_decoder("nginx")
+    full = d.frame(TRICKY)
+    rejects = d.rejects["lineno"].to_list()
+    for columns in (["status"], ["status", "Timestamp"], ["request_uri"], ["Type"], []):
+        part = d.frame(TRICKY, columns=columns)
+        assert d.rejects["lineno"].to_list() == rejects
+        assert part.height == full.height
+        assert set(columns) <= set(part.columns)
+        assert part.equals(full.select(part.columns))
