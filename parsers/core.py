@@ -735,7 +735,14 @@ class PatternDecoder(Decoder):
         if plan is None or not vectorised or len(series) == 0:
             df, rejects = self._frame_chunk_general(series, parallel)
             return (df if keep is None else df.select([c for c in df.columns if c in keep])), rejects
-        conds = [pl.col("__ok"), ~pl.col("__line").str.contains(UNCLEAN)]
+        line = pl.col("__line")
+        # clean lines only (three memchr-speed scans beat one regex with an alternation)
+        conds = [
+            pl.col("__ok"),
+            ~line.str.contains("\\", literal=True),
+            ~line.str.contains("  ", literal=True),
+            ~line.str.contains(r"[\t\n\x0b\x0c\r]"),
+        ]
         exprs: list[pl.Expr] = [pl.col("__row")]
         for k, (gnum, out) in enumerate(self.outputs):
             src = pl.col(f"g{gnum}")
