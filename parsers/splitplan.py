@@ -29,7 +29,9 @@ try:  # the parser of Python's own `re`; used only to list the characters a fiel
 except ImportError:  # pragma: no cover - other Pythons: no plans, the regex path is used
     _re_parser = None  # type: ignore[assignment]
 
-_GROUP = re.compile(r"^\(\?P<@>(.*)\)$", re.DOTALL)
+# A field's regex: optional literal text, one capture group, optional literal text (`\[(?P<@>...)\]`).
+_LITERAL = r"(?:\\[^A-Za-z0-9]|[^\\()\[\]{}.*+?|^$])*"
+_GROUP = re.compile(rf"^({_LITERAL})\(\?P<@>(.*)\)({_LITERAL})$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Step:
     separator: str | None  # text that follows the value (None: the value is the rest of the line)
     forbidden: str | None  # a character the value cannot contain
     validate: str | None  # an anchored regex the value must fully match
+    leading: str | None = None  # last value only: the value is this regex's match at its start
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,11 @@ class SplitPlan:
         for step in self.steps:
             name = f"g{step.group}"
             names.append(name)
-            if step.separator is None:
+            if step.leading is not None:
+                # exactly what the format's regex captures there: it ends the regex, nothing follows
+                lf = lf.with_columns(pl.col("__rest").str.extract(f"^({step.leading})", 1).alias(name))
+                checks.append(pl.col(name).is_not_null())
+            elif step.separator is None:
                 lf = lf.with_columns(pl.col("__rest").alias(name))
             else:
                 parts = pl.col("__rest").str.splitn(step.separator, 2)
@@ -161,17 +168,26 @@ def build_plan(pieces: list[Any], piece_groups: list[list[int]], fast_bodies: di
     """
     # Merge separators: whitespace is exactly one space on a clean line.
     items: list[tuple[str, Any]] = []  # ("sep", text) | ("value", index)
+
+    def add_sep(text: str) -> None:
+        if items and items[-1][0] == "sep":
+            items[-1] = ("sep", items[-1][1] + text)
+        else:
+            items.append(("sep", text))
+
     for i, p in enumerate(pieces):
         if p.kind in ("ws", "literal"):
             text = " " if p.kind == "ws" else (getattr(p, "literal", None) or p.source)
             if not text:
                 return None
-            if items and items[-1][0] == "sep":
-                items[-1] = ("sep", items[-1][1] + text)
-            else:
-                items.append(("sep", text))
+            add_sep(text)
         else:
+            m = _GROUP.match(p.regex) if p.kind == "field" else None
+            if m is not None and m.group(1):
+                add_sep(_unescape(m.group(1)))
             items.append(("value", i))
+            if m is not None and m.group(3):
+                add_sep(_unescape(m.group(3)))
     prefix = ""
     if items and items[0][0] == "sep":
         prefix = items.pop(0)[1]
@@ -205,8 +221,16 @@ def _step(
         # the rest of the line (`.*`: no line break on a clean line)
         ok = p.regex == "(?P<@>.*)" if p.kind == "rest" else body == ".*"
         return Step(group, None, None, None) if ok and sep is None else None
+    if p.kind == "field" and p.fast not in (None, p.regex):
+        return None  # the fast regex uses another form of this field
     if sep is None:
-        return None  # a trailing typed field: where it ends depends on the regex's priorities
+        if p.kind != "field":
+            return None
+        m = _GROUP.match(p.regex)
+        if m is None or m.group(3) or "(?P<@>" in m.group(2):
+            return None
+        # a trailing typed field ends where the regex's own priorities end it: let the regex say
+        return Step(group, None, None, None, leading=m.group(2))
     c = sep[0]
     if p.kind == "string":
         # the fast body is a run of characters other than c (see `PatternDecoder._resolve_string`)
@@ -215,7 +239,7 @@ def _step(
     if p.kind != "field":
         return None
     m = _GROUP.match(p.regex)
-    if m is None or "(?P<@>" in m.group(1):
+    if m is None or "(?P<@>" in m.group(2):
         return None
     value = validators.get(group)
     if value is not None:
@@ -224,7 +248,7 @@ def _step(
         if p.run is None or not _only_chars_of(value, p.run):
             return None
     else:
-        value = m.group(1)
+        value = m.group(2)
     if can_contain(value, c):
         return None
     return Step(group, sep, None, f"^(?:{value})$")
@@ -242,3 +266,8 @@ def _only_chars_of(regex: str, char_class: str) -> bool:
     if ranges is None or sum(hi - lo + 1 for lo, hi in ranges) > 4096:
         return False
     return all(cls.fullmatch(chr(c)) for lo, hi in ranges for c in range(lo, hi + 1))
+
+
+def _unescape(regex_literal: str) -> str:
+    """The text an escaped regex literal matches (`\\[` -> `[`)."""
+    return re.sub(r"\\(.)", r"\1", regex_literal)

@@ -72,19 +72,30 @@ def test_a_field_that_may_contain_the_separator_gets_no_plan():
 
 PIECES = st.sampled_from(
     ['"', " ", "-", "[", "]", "200", "612", "GET", "/", "HTTP/1.1", "10/Feb/2014:08:46:41 -0800",
-     "::1", "127.0.0.1", "a", "é", '" "', "] ", " [", '" ', ' "']
+     "::1", "127.0.0.1", "a", "é", '" "', "] ", " [", '" ', ' "', "0.5", "."]
 )
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.lists(PIECES, max_size=12).map("".join), min_size=1, max_size=8))
-def test_random_lines_agree(extra):
-    d = build_decoder("nginx")
+DECODERS = {
+    "nginx combined": build_decoder("nginx"),
+    "nginx timed": build_decoder("nginx", log_format=build_decoder("nginx").source + " $request_time"),
+    "apache combined": build_decoder("apache", log_format="combined"),
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(sorted(DECODERS)),
+    st.lists(st.lists(PIECES, max_size=12).map("".join), min_size=1, max_size=8),
+)
+def test_random_lines_agree(name, extra):
+    d = DECODERS[name]
+    good = GOOD + (" 0.004" if "timed" in name else "")
     # half the lines are a good line with random text spliced in at a random place
     lines = []
     for i, junk in enumerate(extra):
-        cut = (i * 7) % (len(GOOD) + 1)
-        lines.append(GOOD[:cut] + junk + GOOD[cut:] if i % 2 else junk)
+        cut = (i * 7) % (len(good) + 1)
+        lines.append(good[:cut] + junk + good[cut:] if i % 2 else junk)
     assert_paths_agree(d, lines)
 
 
@@ -111,3 +122,22 @@ def test_only_the_columns_asked_for_same_rows_same_rejects():
         assert part.height == full.height
         assert set(columns) <= set(part.columns)
         assert part.equals(full.select(part.columns))
+
+
+TIMED = [ln + " 0.004" for ln in TRICKY] + [
+    GOOD + " 0.004 more text",
+    GOOD + " 12.5x",
+    GOOD + " x0.004",
+    GOOD + " 0.",
+    GOOD + " ",
+]
+
+
+def test_trailing_typed_field_and_apache_brackets_agree_with_streaming():
+    timed = build_decoder("nginx", log_format=build_decoder("nginx").source + " $request_time")
+    assert timed._split_plan() is not None
+    assert_paths_agree(timed, TIMED)
+    for name in ("combined", "common"):
+        d = build_decoder("apache", log_format=name)
+        assert d._split_plan() is not None
+        assert_paths_agree(d, TRICKY + TIMED)
