@@ -283,7 +283,7 @@ def _decode_chunks(
     spec: tuple[str, dict[str, Any]],
     chunks: Iterator[tuple[bytes, int]],
     columns: set[str] | None = None,
-    workers: int = DECODE_THREADS,
+    workers: int | None = None,
 ) -> Iterator[tuple[pl.DataFrame, list[str], int, list[tuple[int, str, str]], int, int]]:
     """Decode chunks in input order, `workers` at a time: (records, all field names, rejected count,
     first rejects, number of lines, bytes consumed).
@@ -292,6 +292,7 @@ def _decode_chunks(
     the rejects of its last `frame` call on itself, so every thread builds its own from `spec`; at
     most `workers` + 1 chunks are held at once, which bounds the memory.
     """
+    workers = DECODE_THREADS if workers is None else workers
     local = threading.local()
 
     def run(data: bytes) -> tuple[pl.DataFrame, list[str], int, list[tuple[int, str, str]], int]:
