@@ -9,7 +9,11 @@ Measures:
    over, as heka-flood did: no per-message work at all, so an upper bound) and a naive per-message
    Python sender (build Message, encode, frame, send each);
 2. serve's ingest rate with verification on: `heka serve --verify --count N` (a subprocess) fed by
-   flood, N / (time until serve has accepted all N), and the loss the verifier reports;
+   flood, N / (time from the first send until serve has accepted all N and exited), the loss the
+   verifier reports, and N / (CPU seconds serve used meanwhile): the rate it would reach with a
+   core to itself (the machine is shared, so this one varies less with load). Flood repeats one
+   message with a new sequence number, which serve recognises without decoding it; so the same is
+   measured with N *distinct* small messages (ordinary traffic: every one decoded) as well;
 3. end-to-end latency p50/p99 at 50% of that ingest rate (open-model `--rate`), from the verifier.
 Published peer: hekad took ~200k msg/s from heka-flood (2013, Go, unknown machine).
 """
@@ -20,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import socket
 import subprocess
 import sys
@@ -99,14 +104,19 @@ def naive_python(sink: Sink, n: int) -> float:
         return n / (time.perf_counter() - t0)
 
 
-def serve_run(n: int, rate: float = 0.0, connections: int = 1) -> dict:
-    """flood N messages into `heka serve --verify --count N+conns`; returns rates and the verifier's view."""
+def serve_run(n: int, rate: float = 0.0, connections: int = 1, variable: bool = False) -> dict:
+    """flood N messages into `heka serve --verify --count N+conns`; returns rates and the verifier's view.
+
+    `variable`: heka-flood's set of 64 messages of different sizes, sent in turn (consecutive messages
+    differ, so serve decodes every one: the cost of ordinary traffic); otherwise one 100-byte message
+    repeated with a new sequence number (serve recognises the repeats without decoding them)."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         stats = Path(tmp) / "stats.json"
         cmd = [sys.executable, "-m", "hekacli.commands", "serve", "-l", f"tcp://127.0.0.1:{port}", "--verify",
                "--count", str(n + connections), "-o", "none", "--stats-file", str(stats)]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cpu = None
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -116,11 +126,16 @@ def serve_run(n: int, rate: float = 0.0, connections: int = 1) -> dict:
                 except OSError:
                     time.sleep(0.05)
             cfg = FloodConfig(ip_address=f"127.0.0.1:{port}", num_messages=n, static_message_size=100,
-                              rate=rate, connections=connections).validate()
+                              rate=rate, connections=connections, variable_size_messages=variable).validate()
+            cpu0 = _cpu_seconds(proc.pid)
             t0 = time.perf_counter()
             result = FloodRunner(cfg).run()
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             proc.wait(600)
             elapsed = time.perf_counter() - t0
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)  # now including serve's whole run
+            if cpu0 is not None:
+                cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime) - cpu0
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -128,7 +143,55 @@ def serve_run(n: int, rate: float = 0.0, connections: int = 1) -> dict:
         summary = json.loads(stats.read_text())
     verify = next(p for p in summary["plugins"] if p["name"] == "verify")["stats"]["runs"][0]
     return {"sent_per_s": result.sent / result.elapsed, "ingest_per_s": n / elapsed, "lost": verify["lost"],
-            "received": verify["received"], "latency_ns": verify["latency_ns"]}
+            "received": verify["received"], "latency_ns": verify["latency_ns"],
+            "per_cpu_s": n / cpu if cpu else None}
+
+
+def serve_distinct(n: int) -> dict:
+    """`heka serve --verify --count N` fed N *distinct* small messages (each its own uuid, timestamp and
+    payload, like ordinary traffic; prebuilt, so the sender costs nothing): every one is decoded."""
+    def one(i: int) -> bytes:
+        msg = Message.new(type="nginx.access", payload=f"GET /p/{i} HTTP/1.1 200 {i * 7 % 5000}",
+                          severity=6, hostname="web-1", pid=4242)
+        msg.add_field("status", 200 + i % 5)
+        msg.add_field("request_time", i / 1e4, "s")
+        return frame(msg)
+
+    body = b"".join(one(i) for i in range(n))
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        stats = Path(tmp) / "stats.json"
+        cmd = [sys.executable, "-m", "hekacli.commands", "serve", "-l", f"tcp://127.0.0.1:{port}", "--verify",
+               "--count", str(n), "-o", "none", "--stats-file", str(stats)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    conn = socket.create_connection(("127.0.0.1", port), timeout=0.2)
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            t0 = time.perf_counter()
+            with conn:
+                conn.sendall(body)
+                proc.wait(600)
+            elapsed = time.perf_counter() - t0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        summary = json.loads(stats.read_text())
+    return {"ingest_per_s": n / elapsed, "bytes": len(body) / n, "accepted": summary.get("accepted")}
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system) a process used so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def main() -> None:
@@ -136,7 +199,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller counts")
     args = ap.parse_args()
     k = 0.2 if args.quick else 1.0
-    n_small, n_var, n_serve = int(300_000 * k), int(3_000 * k), int(100_000 * k)
+    # serve: 300k messages, so its fixed costs (stop, interpreter exit: ~0.05 s) weigh little.
+    n_small, n_var, n_serve = int(300_000 * k), int(3_000 * k), int(300_000 * k)
     load = os.getloadavg()[0]
     print(f"machine: {platform.machine()}, nproc {os.cpu_count()}, Python {platform.python_version()}, "
           f"load average {load:.1f}")
@@ -151,11 +215,19 @@ def main() -> None:
     print(f"flood send, variable sizes (heka-flood's 64-message set), {n_var} msgs: {var_rate:,.0f} msg/s, "
           f"{var_mbit:,.0f} Mbit/s")
     ingest = serve_run(n_serve)
+    cpu = f", {ingest['per_cpu_s']:,.0f} msg per serve CPU-second" if ingest["per_cpu_s"] else ""
     print(f"serve --verify ingest, {n_serve} msgs over TCP: {ingest['ingest_per_s']:,.0f} msg/s "
-          f"(flood sent at {ingest['sent_per_s']:,.0f} msg/s), lost {ingest['lost']}; "
+          f"(flood sent at {ingest['sent_per_s']:,.0f} msg/s{cpu}), lost {ingest['lost']}; "
           f"ratio to hekad's published 200k: {ingest['ingest_per_s'] / HEKAD_2013:.2f}")
+    n_distinct = int(100_000 * k)
+    distinct = serve_distinct(n_distinct)
+    print(f"serve --verify ingest, {n_distinct} distinct small messages ({distinct['bytes']:.0f} bytes "
+          f"framed, every one decoded): {distinct['ingest_per_s']:,.0f} msg/s, "
+          f"accepted {distinct['accepted']}")
     half = ingest["ingest_per_s"] / 2
-    n_lat = int(max(2000, min(half * 5, n_serve)))
+    # At most 100k paced messages: longer paced runs fall behind in the sender itself (flood --rate
+    # keeps its schedule for 100k messages, not for 300k), which would be counted as serve latency.
+    n_lat = int(max(2000, min(half * 5, 100_000 * k)))
     lat = serve_run(n_lat, rate=half)
     ln = lat["latency_ns"]
     print(f"end-to-end latency at 50% of that ({half:,.0f} msg/s, {n_lat} msgs): "

@@ -17,10 +17,21 @@ import hmac as hmaclib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .errors import DecodeError, FramingError, UsageError
-from .message import Message, _read_varint, _varint, decode_message, encode_message
+from .message import (
+    Message,
+    MessagePrefix,
+    TailMemo,
+    _as_int64,
+    _read_varint,
+    _varint,
+    _varint9,
+    _varint_exact,
+    decode_message,
+    encode_message,
+)
 
 RECORD_SEPARATOR = 0x1E
 UNIT_SEPARATOR = 0x1F
@@ -245,6 +256,12 @@ def _key_bytes(key: str | bytes) -> bytes:
 
 
 CorruptCallback = Callable[[int, int], None]
+# (start, header_len, end, header or None, verified signer or None): see `Splitter.feed_spans`;
+# or, from `Splitter.iter_spans` with a claim, (start, RUN, end, the claim's run object, None).
+Span = tuple[int, int, int, Any, str | None]
+RUN = -1  # the header_len of a span that is a claimed run of records
+# claim(buf, pos, n) -> (end, run) or None; ``run.count`` is how many records it took.
+RunClaim = Callable[[bytes, int, int], "tuple[int, Any] | None"]
 
 
 class Splitter:
@@ -291,15 +308,49 @@ class Splitter:
 
     def feed(self, data: bytes) -> list[Record]:
         """Add bytes; return the records now complete (signed ones verified unless disabled)."""
+        base = self._base
+        buf, spans = self.feed_spans(data)
+        return [Record(base + i, buf[i:rend], hlen, header, signer)
+                for i, hlen, rend, header, signer in spans]
+
+    def feed_spans(self, data: bytes) -> tuple[bytes, list[Span]]:
+        """`feed` without building `Record` objects, for hot paths: returns the buffer the records
+        were cut from and one ``(start, header_len, end, header, signer)`` tuple per record, where
+        ``buf[start:end]`` is the framed record, its message bytes start at
+        ``start + header_len + HEADER_FRAMING_SIZE``, and `header` is None for a plain unsigned
+        header (see `Record`). Counting and resynchronisation are exactly `feed`'s."""
+        buf, spans = self.iter_spans(data)
+        return buf, list(spans)
+
+    def iter_spans(self, data: bytes, claim: RunClaim | None = None) -> tuple[bytes, Iterator[Span]]:
+        """`feed_spans` one record at a time: what the caller does with a span (a `TailMemo`
+        learning from it, say) happens before the next one is cut. Consume the iterator to its end.
+
+        `claim(buf, pos, n)` is offered every record boundary (a record ends at `pos`, no garbage
+        before it); it may take a run of whole plain records from `pos` by returning ``(end, run)``:
+        the splitter then yields ``(pos, RUN, end, run, None)`` and counts ``run.count`` records
+        (the claim guarantees they are well-framed and within max_message_size; see `RepeatCutter`)."""
         buf = self._pending + data if self._pending else bytes(data)
+        return buf, self._spans(buf, claim)
+
+    def _spans(self, buf: bytes, claim: RunClaim | None) -> Iterator[Span]:
         base = self._base
         n = len(buf)
-        out: list[Record] = []
         pos = 0
         find = buf.find
         max_size = self.max_message_size
         while True:
-            i = find(b"\x1e", pos)
+            if claim is not None and pos < n and base + pos == self._good_end:
+                got = claim(buf, pos, n)
+                if got is not None:
+                    rend, run = got
+                    self._good_end = base + rend
+                    self.records += run.count
+                    start, pos = pos, rend
+                    yield start, RUN, rend, run, None
+                    continue
+            # A record right where the last one ended (the usual back-to-back stream) needs no search.
+            i = pos if pos < n and buf[pos] == RECORD_SEPARATOR else find(b"\x1e", pos)
             if i < 0:
                 pos = n
                 break
@@ -316,10 +367,10 @@ class Splitter:
                 continue
             # Unsigned headers are just `08 <length varint>`: read those without building a Header.
             header: Header | None = None
-            if hlen == 2 and buf[i + 2] == 0x08 and buf[i + 3] < 0x80:
-                mlen = buf[i + 3]
-            elif hlen == 3 and buf[i + 2] == 0x08 and buf[i + 3] >= 0x80 and buf[i + 4] < 0x80:
+            if hlen == 3 and buf[i + 2] == 0x08 and buf[i + 3] >= 0x80 and buf[i + 4] < 0x80:
                 mlen = (buf[i + 3] & 0x7F) | (buf[i + 4] << 7)
+            elif hlen == 2 and buf[i + 2] == 0x08 and buf[i + 3] < 0x80:
+                mlen = buf[i + 3]
             else:
                 header = decode_header(buf[i + 2:hend])
                 if header is None:
@@ -334,9 +385,8 @@ class Splitter:
             if rend > n:
                 pos = i
                 break
-            start = base + i
-            if start > self._good_end:
-                self._corrupt(self._good_end, start)
+            if base + i > self._good_end:
+                self._corrupt(self._good_end, base + i)
             self._good_end = base + rend
             pos = rend
             signer = None
@@ -345,10 +395,9 @@ class Splitter:
                 if signer is None:
                     continue
             self.records += 1
-            out.append(Record(start, buf[i:rend], hlen, header, signer))
+            yield i, hlen, rend, header, signer
         self._pending = buf[pos:]
         self._base = base + pos
-        return out
 
     def _verify(self, header: Header, body: bytes) -> str | None:
         """The signer name when the HMAC checks out; otherwise count the drop and return None."""
@@ -394,6 +443,245 @@ class Splitter:
     def dropped_total(self) -> int:
         """Dropped records (garbage spans count once each)."""
         return sum(self.dropped.values())
+
+
+class RecordRun:
+    """Consecutive plain records whose messages are all `TailMemo` hits of one prefix (cut by
+    `RepeatCutter`): record j is ``buf[start + j*record_len:start + (j+1)*record_len]``, its message
+    bytes start `body_start` bytes in, and it is ``prefix.message`` plus its trailing field(s) with
+    ``values[j]`` (an int, or a pair for a two-field prefix), except that when `stamp_at` is set
+    (``(offset in the record, length)`` of the Timestamp varint) each has its own Timestamp."""
+
+    __slots__ = ("prefix", "values", "record_len", "body_start", "count", "stamp_at")
+
+    def __init__(self, prefix: MessagePrefix, values: list[Any], record_len: int, body_start: int,
+                 stamp_at: tuple[int, int] | None = None) -> None:
+        self.prefix = prefix
+        self.values = values
+        self.record_len = record_len
+        self.body_start = body_start
+        self.count = len(values)
+        self.stamp_at = stamp_at
+
+    def message(self, buf: bytes, start: int, j: int) -> Message:
+        """Record j's message (as `decode_message` gives it), built from the prefix."""
+        msg = self.prefix.materialize(self.values[j])
+        if self.stamp_at is not None:
+            at, length = self.stamp_at
+            msg.timestamp = _varint_exact(buf, start + j * self.record_len + at, length)
+        return msg
+
+
+class RepeatCutter:
+    """A `Splitter.iter_spans` claim for streams that repeat one message with new trailing counters
+    (heka flood: a sequence number, and a send time when it paces its sends): it takes whole runs of
+    plain records that are all `memo` hits whose values have the same varint lengths (the last one
+    1 to 3 bytes). Every record is checked byte for byte as `TailMemo.match` checks a message (same
+    template, same varint rules), but a run costs a prefix comparison or two per record and a few
+    C-level column reads, not a split and a match each. It claims only while the memo is hitting,
+    so other streams pay one check per record."""
+
+    def __init__(self, memo: TailMemo, max_message_size: int = MAX_MESSAGE_SIZE) -> None:
+        self.memo = memo
+        self.max_message_size = max_message_size
+        self._prefix: MessagePrefix | None = None
+        # By value length(s): a hit's record bytes before its (first) value, and for two fields the
+        # second field's bytes before its value.
+        self._parts: dict[Any, tuple[bytes, bytes]] = {}
+
+    def __call__(self, buf: bytes, pos: int, n: int) -> tuple[int, RecordRun] | None:
+        got = self._cut(buf, pos, n)
+        if got is None and self.memo.hits and self._rebase(buf, pos, n):
+            got = self._cut(buf, pos, n)  # the same messages with a new timestamp (flood's next batch)
+        return got
+
+    def _rebase(self, buf: bytes, pos: int, n: int) -> bool:
+        """`TailMemo.rebase` on the plain record at `pos`, if it is complete."""
+        if pos + 5 > n or buf[pos] != RECORD_SEPARATOR or buf[pos + 2] != 0x08:
+            return False
+        hlen = buf[pos + 1]
+        if hlen == 3 and buf[pos + 3] >= 0x80 and buf[pos + 4] < 0x80:
+            mlen = (buf[pos + 3] & 0x7F) | (buf[pos + 4] << 7)
+        elif hlen == 2 and buf[pos + 3] < 0x80:
+            mlen = buf[pos + 3]
+        else:
+            return False
+        body = pos + hlen + HEADER_FRAMING_SIZE
+        if body + mlen > n or buf[body - 1] != UNIT_SEPARATOR or mlen > self.max_message_size:
+            return False
+        return self.memo.rebase(buf, body, body + mlen)
+
+    def _cut(self, buf: bytes, pos: int, n: int) -> tuple[int, RecordRun] | None:
+        memo = self.memo
+        if not memo.hits or pos + 6 > n or buf[pos] != RECORD_SEPARATOR or buf[pos + 2] != 0x08:
+            return None
+        prefix = memo.prefix
+        if prefix is None:
+            return None
+        if prefix is not self._prefix:
+            self._prefix = prefix
+            self._parts = {}
+        hlen = buf[pos + 1]  # a plain header: 08 and a 1- or 2-byte length
+        if hlen == 3 and buf[pos + 3] >= 0x80 and buf[pos + 4] < 0x80 and buf[pos + 5] == UNIT_SEPARATOR:
+            mlen = (buf[pos + 3] & 0x7F) | (buf[pos + 4] << 7)
+        elif hlen == 2 and buf[pos + 3] < 0x80 and buf[pos + 4] == UNIT_SEPARATOR:
+            mlen = buf[pos + 3]
+        else:
+            return None
+        if mlen > self.max_message_size:
+            return None
+        body = pos + hlen + HEADER_FRAMING_SIZE
+        if prefix.width == 1:
+            nb = mlen - memo.head_size
+            if not 0 < nb < 4:
+                return None
+            parts = self._parts.get(nb)
+            if parts is None:
+                head = memo.head(nb)
+                if head is None:
+                    return None
+                parts = self._parts[nb] = (buf[pos:body] + head, b"")
+            first_len = 0
+        else:
+            key, h1, h2 = memo.parts()
+            q = body + len(key) + 2 + len(h1)  # the first value's length byte
+            if q >= n:
+                return None
+            first_len = buf[q]
+            nb = mlen - len(key) - len(h1) - len(h2) - 6 - first_len
+            if not 0 < first_len < 11 or not 0 < nb < 4:
+                return None
+            parts = self._parts.get((first_len, nb))
+            if parts is None:
+                l1 = len(h1) + 1 + first_len
+                l2 = len(h2) + 1 + nb
+                if l1 >= 0x80 or l2 >= 0x80:
+                    return None
+                parts = self._parts[(first_len, nb)] = (
+                    buf[pos:body] + key + bytes((0x52, l1)) + h1 + bytes((first_len,)),
+                    bytes((0x52, l2)) + h2 + bytes((nb,)))
+        front, middle = parts
+        at_middle = len(front) + first_len
+        size = at_middle + len(middle) + nb
+        p = pos
+        startswith = buf.startswith
+        stamp = memo.stamp_span()
+        hs = he = 0
+        front_a = front_b = b""
+        if stamp is not None:
+            # The Timestamp varint may differ between records (flood stamps each batch of sends):
+            # where the whole front differs, compare around it and go on with that record's front;
+            # the Timestamp is checked below to be one varint of the same length in every record.
+            hs = body - pos + stamp[0]
+            he = body - pos + stamp[1]
+            front_a = front[:hs]
+            front_b = front[he:]
+        cur = front
+        width = len(front)
+        while p + size <= n:
+            if middle:
+                while p + size <= n and startswith(cur, p) and startswith(middle, p + at_middle):
+                    p += size
+            else:
+                while p + size <= n and startswith(cur, p):
+                    p += size
+            if (stamp is not None and p + size <= n and startswith(front_a, p) and startswith(front_b, p + he)
+                    and (not middle or startswith(middle, p + at_middle))):
+                cur = buf[p:p + width]  # another Timestamp: go on with it
+                p += size
+            else:
+                break
+        if p == pos:
+            return None
+        if stamp is not None:
+            k = _varint_columns_end(buf, pos + hs, p, size, he - hs)
+            if k == 0:
+                return None
+            p = pos + k * size
+        firsts = None
+        if first_len:  # the first values (send times: 9 bytes), one varint each or the run ends
+            at = pos + len(front)
+            if first_len == 9:
+                firsts = _varints9(buf, at, p, size)
+            else:
+                firsts = [_varint_exact(buf, i, first_len) for i in range(at, p, size)]
+            if None in firsts:
+                k = firsts.index(None)
+                if k == 0:
+                    return None
+                firsts = firsts[:k]
+                p = pos + k * size
+            if max(firsts) >> 63:  # type: ignore[operator]
+                firsts = [_as_int64(v) for v in firsts]  # type: ignore[arg-type]
+        # The last values: column j of the run holds byte j of every record's last varint.
+        cols = [buf[pos + size - nb + j:p:size] for j in range(nb)]
+        last = cols[-1]
+        if not last.isascii() or not _all_high(cols[:-1]):
+            # Some record's value is not one varint of nb bytes: the run ends before the first such.
+            k = next(j for j in range(len(last)) if last[j] >= 0x80 or any(c[j] < 0x80 for c in cols[:-1]))
+            if k == 0:
+                return None
+            cols = [c[:k] for c in cols]
+            p = pos + k * size
+        if nb == 1:
+            values: list[Any] = list(cols[0])
+        elif nb == 2:
+            values = [(a & 0x7F) | (b << 7) for a, b in zip(cols[0], cols[1], strict=True)]
+        else:
+            values = [(a & 0x7F) | ((b & 0x7F) << 7) | (c << 14) for a, b, c in zip(*cols, strict=True)]
+        if firsts is not None:
+            values = list(zip(firsts, values, strict=False))  # both cut to the shorter run
+            p = pos + len(values) * size
+        memo.hits += len(values)
+        stamp_at = (hs, he - hs) if stamp is not None else None
+        return p, RecordRun(prefix, values, size, hlen + HEADER_FRAMING_SIZE, stamp_at)
+
+
+def _varint_columns_end(buf: bytes, at: int, stop: int, size: int, length: int) -> int:
+    """How many records (of `size` bytes from `at - offset`, up to `stop`) in a row hold one varint
+    of exactly `length` bytes at `at + j*size`: read as byte columns, C-level."""
+    cols = [buf[at + j:stop:size] for j in range(length)]
+    last = cols[-1]
+    if last.isascii() and _all_high(cols[:-1]):
+        return len(last)
+    return next(j for j in range(len(last)) if last[j] >= 0x80 or any(c[j] < 0x80 for c in cols[:-1]))
+
+
+_LOW_BYTES = bytes(range(0x80))
+_LOW7 = bytes(b & 0x7F for b in range(256))  # translate table: drop the continuation bit
+
+
+def _varints9(buf: bytes, at: int, stop: int, size: int) -> list[int | None]:
+    """The 9-byte varints at `at`, `at + size`, ... before `stop` (nanosecond send times), None
+    for any that is not exactly one 9-byte varint. Read as byte columns: the high bytes of times
+    sent within a few ms are the same in every record, so only the changing low ones are combined
+    per record."""
+    cols = [buf[at + j:stop:size] for j in range(9)]
+    if not cols[8].isascii() or not _all_high(cols[:8]):
+        return [_varint9(buf, i) for i in range(at, stop, size)]
+    cols = [c.translate(_LOW7) for c in cols]
+    k = len(cols[0])
+    m = 9  # columns m.. hold the same byte in every record
+    while m > 1 and cols[m - 1] == cols[m - 1][:1] * k:
+        m -= 1
+    high = 0
+    for j in range(m, 9):
+        high |= cols[j][0] << (7 * j)
+    if m == 1:
+        return [high | a for a in cols[0]]
+    if m == 2:
+        return [high | a | b << 7 for a, b in zip(cols[0], cols[1], strict=True)]
+    if m == 3:
+        return [high | a | b << 7 | c << 14 for a, b, c in zip(cols[0], cols[1], cols[2], strict=True)]
+    if m == 4:
+        return [high | a | b << 7 | c << 14 | d << 21 for a, b, c, d in zip(*cols[:4], strict=True)]
+    return [sum(c << (7 * j) for j, c in enumerate(row)) | high for row in zip(*cols[:m], strict=True)]
+
+
+def _all_high(cols: list[bytes]) -> bool:
+    """Every byte of every column has its high bit set (C-level: min() would box each byte)."""
+    joined = b"".join(cols)
+    return len(joined.translate(None, _LOW_BYTES)) == len(joined)
 
 
 def read_stream(fileobj: BinaryIO, *, chunk_size: int = 64 * 1024, splitter: Splitter | None = None,

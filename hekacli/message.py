@@ -749,6 +749,341 @@ def decode_message(data: bytes | bytearray | memoryview, start: int = 0) -> Mess
 
 
 # ---------------------------------------------------------------------------------------------
+# Repeated messages: recognise "the same message, another counter value" without decoding it
+#
+# A stream often repeats one message with only a trailing integer field changed (a sequence number:
+# heka flood, heka-flood, counters). Protobuf is a concatenation of entries, and `decode_message`
+# reads them in order (scalars: last one wins, fields: appended), so for bytes ``K + T`` where K ends
+# on an entry boundary of a message that decoded fine, decode(K + T) is decode(K) merged with
+# decode(T). `TailMemo` keeps such a K (the learned message minus its last entry) and checks T
+# byte-exactly for the one shape it knows: a field entry holding one varint integer under the same
+# name, value type and representation. A hit therefore gives exactly what `decode_message` would give
+# (the prefix's message plus ``Field(name, INTEGER, representation, [value])``), at the cost of a
+# prefix comparison; anything else is a miss and the caller decodes as usual.
+# ---------------------------------------------------------------------------------------------
+
+
+class MessagePrefix:
+    """The bytes of a decoded message before its trailing integer fields (`key`), what they decode
+    to (`message`: shared by every hit, so treat it as read-only), and those fields' `names` and
+    `representations` (one or two). A `TailMemo.match` hit is this message plus those fields with
+    the hit's values: an int when there is one field (`width` 1), a tuple of two ints otherwise."""
+
+    __slots__ = ("key", "message", "names", "representations", "width")
+
+    def __init__(self, key: bytes, message: Message, names: tuple[str, ...],
+                 representations: tuple[str, ...]) -> None:
+        self.key = key
+        self.message = message
+        self.names = names
+        self.representations = representations
+        self.width = len(names)
+
+    @property
+    def name(self) -> str:
+        """The last trailing field's name."""
+        return self.names[-1]
+
+    def fields(self, value: int | tuple[int, ...]) -> list[Field]:
+        """The trailing fields of a hit with `value`."""
+        values = (value,) if self.width == 1 else value
+        return [Field(n, _VT_INTEGER, r, [v])
+                for n, r, v in zip(self.names, self.representations, values, strict=True)]  # type: ignore
+
+    def materialize(self, value: int | tuple[int, ...]) -> Message:
+        """A fresh Message equal to `decode_message` of a hit with `value` (nothing shared)."""
+        m = self.message
+        fields = [Field(f.name, f.value_type, f.representation, list(f.values)) for f in m.fields]
+        fields += self.fields(value)
+        return Message(m.uuid, m.timestamp, m.type, m.logger, m.severity, m.payload, m.env_version, m.pid,
+                       m.hostname, fields)
+
+
+def _entry_starts(data: bytes) -> list[int] | None:
+    """Where the top-level entries of well-formed message bytes start (None if a tag is longer than
+    one byte or the bytes do not walk to their end: then nothing is learned)."""
+    pos = 0
+    end = len(data)
+    starts = []
+    while pos < end:
+        starts.append(pos)
+        tag = data[pos]
+        if tag >= 0x80:
+            return None
+        wt = tag & 7
+        pos += 1
+        if wt == 2:
+            ln, pos = _read_varint(data, pos)
+            pos += ln
+        elif wt == 0:
+            pos = _read_varint(data, pos)[1]
+        elif wt == 1:
+            pos += 8
+        elif wt == 5:
+            pos += 4
+        else:
+            return None
+    return starts if pos == end else None
+
+
+def _int_entry_head(data: bytes, start: int, end: int) -> bytes | None:
+    """When the top-level entry at `start` (ending at `end`) is a field entry of exactly
+    ``52 <len> 0A <name> 10 02 1A <representation> 32 <n> <n-byte varint>`` (one-byte lengths), its
+    bytes from the name's tag to the value's tag (``0A ... 32``); else None."""
+    try:
+        if data[start] != 0x52 or data[start + 1] >= 0x80 or start + 2 + data[start + 1] != end:
+            return None
+        p = start + 2
+        if data[p] != 0x0A or data[p + 1] >= 0x80:
+            return None
+        q = p + 2 + data[p + 1]
+        if data[q:q + 3] != b"\x10\x02\x1a" or data[q + 3] >= 0x80:
+            return None
+        r = q + 4 + data[q + 3]
+        if data[r] != 0x32 or not 0 < data[r + 1] < 11 or r + 2 + data[r + 1] != end:
+            return None
+    except IndexError:
+        return None
+    return bytes(data[p:r + 1])
+
+
+def _varint_exact(data: bytes, pos: int, n: int) -> int | None:
+    """The int64 value when data[pos:pos+n] is exactly one varint, as `decode_message` reads it."""
+    if n == 1:
+        v = data[pos]
+        return v if v < 0x80 else None
+    if data[pos + n - 1] >= 0x80:
+        return None
+    v = _varint9(data, pos) if n == 9 else _one_varint(data, pos, n)
+    if v is None:
+        return None
+    return _as_int64(v) if v >> 63 else v
+
+
+class TailMemo:
+    """Recognises messages that repeat the last learned one up to one or two trailing one-value
+    integer fields (see the comment above): flood repeats one message with a new sequence number,
+    and when it paces its sends, a new send time too. One per stream (connection): `match` each
+    message's bytes; on a miss decode them and `learn` from the result. It learns two trailing
+    fields once one was not enough; streams that never repeat learn less and less often."""
+
+    __slots__ = ("prefix", "hits", "width", "_backoff", "_skip", "_fixed", "_full", "_want2", "_key",
+                 "_heads", "_stamp")
+
+    def __init__(self) -> None:
+        self.prefix: MessagePrefix | None = None
+        self.hits = 0  # hits since the last learn
+        self.width = 1  # trailing fields of the learned prefix
+        self._backoff = 0
+        self._skip = 0
+        self._want2 = False  # a one-field prefix was never hit: learn two fields from now on
+        self._fixed = 0  # width 1: bytes of a hit that are not the value's varint
+        # Width 1, by varint length n: the bytes every hit with an n-byte value starts with (key,
+        # field entry tag and length, name, value type, representation, value length), or None.
+        self._full: list[bytes | None] = [None] * 11
+        self._key = b""  # width 2: the key, and each field entry's bytes from name to value tag
+        self._heads: tuple[bytes, ...] = ()
+        self._stamp: tuple[int, int] | None = None  # the key's timestamp varint (start, end), if one
+
+    @property
+    def head_size(self) -> int:
+        """Bytes of a one-field hit that are not its value (0 when the prefix is not one field)."""
+        return self._fixed if self.width == 1 else 0
+
+    def stamp_span(self) -> tuple[int, int] | None:
+        """Where the prefix's only Timestamp varint is in its key (start, end), if it has one of at
+        most 9 bytes (`rebase` replaces it)."""
+        stamp = self._stamp
+        return stamp if stamp is not None and stamp[1] - stamp[0] <= 9 else None
+
+    def parts(self) -> tuple[bytes, bytes, bytes]:
+        """For a two-field prefix: the key, and each field entry's bytes from its name's tag to its
+        value's tag (a hit is ``key + 52 <len> head1 <n> <varint> + 52 <len> head2 <n> <varint>``)."""
+        return self._key, self._heads[0], self._heads[1]
+
+    def head(self, nb: int) -> bytes | None:
+        """The bytes every one-field hit whose value is an `nb`-byte varint starts with (all but
+        the value), or None when there is no such hit."""
+        return self._full[nb] if 0 < nb < 11 and self.width == 1 else None
+
+    def match(self, data: bytes, start: int = 0, end: int | None = None) -> int | tuple[int, int] | None:
+        """The trailing fields' value(s) when the message bytes ``data[start:end]`` are `prefix.key`
+        plus those fields, checked byte for byte; None otherwise."""
+        if end is None:
+            end = len(data)
+        if self.width != 1:
+            return self._match2(data, start, end)
+        nb = end - start - self._fixed
+        if not 0 < nb < 11:
+            return None
+        full = self._full[nb]
+        if full is None or not data.startswith(full, start):
+            return None
+        # The value: exactly one varint of nb bytes (short ones unrolled: big-int tricks cost more).
+        if nb == 1:
+            v = data[end - 1]
+            if v >= 0x80:
+                return None
+        elif nb == 2:
+            b0 = data[end - 2]
+            v = data[end - 1]
+            if b0 < 0x80 or v >= 0x80:
+                return None
+            v = (b0 & 0x7F) | (v << 7)
+        elif nb == 3:
+            b0 = data[end - 3]
+            b1 = data[end - 2]
+            v = data[end - 1]
+            if b0 < 0x80 or b1 < 0x80 or v >= 0x80:
+                return None
+            v = (b0 & 0x7F) | ((b1 & 0x7F) << 7) | (v << 14)
+        else:
+            v = _varint_exact(data, end - nb, nb)  # type: ignore[assignment]
+            if v is None:
+                return None
+        self.hits += 1
+        return v
+
+    def _match2(self, data: bytes, start: int, end: int) -> tuple[int, int] | None:
+        """`match` for two trailing fields: ``key + 52 <len> <head1> <n> <varint> + 52 <len> <head2>
+        <n> <varint>``, each varint exactly n bytes."""
+        key = self._key
+        if not data.startswith(key, start):
+            return None
+        h1, h2 = self._heads
+        t = start + len(key)
+        q = t + 2 + len(h1)
+        if q >= end or data[t] != 0x52 or not data.startswith(h1, t + 2):
+            return None
+        nb = data[q]
+        ln = len(h1) + 1 + nb
+        if not 0 < nb < 11 or ln >= 0x80 or data[t + 1] != ln or q + 1 + nb > end:
+            return None
+        v1 = _varint9(data, q + 1) if nb == 9 else _varint_exact(data, q + 1, nb)  # 9: ns times
+        if v1 is None:
+            return None
+        if v1 >> 63:
+            v1 = _as_int64(v1)
+        t = q + 1 + nb
+        q = t + 2 + len(h2)
+        if q >= end or data[t] != 0x52 or not data.startswith(h2, t + 2):
+            return None
+        nb = data[q]
+        ln = len(h2) + 1 + nb
+        if not 0 < nb < 11 or ln >= 0x80 or data[t + 1] != ln or q + 1 + nb != end:
+            return None
+        if nb == 1:
+            v2 = data[end - 1]
+            if v2 >= 0x80:
+                return None
+        elif nb == 2:
+            b0 = data[end - 2]
+            v2 = data[end - 1]
+            if b0 < 0x80 or v2 >= 0x80:
+                return None
+            v2 = (b0 & 0x7F) | (v2 << 7)
+        elif nb == 3:
+            b0 = data[end - 3]
+            b1 = data[end - 2]
+            v2 = data[end - 1]
+            if b0 < 0x80 or b1 < 0x80 or v2 >= 0x80:
+                return None
+            v2 = (b0 & 0x7F) | ((b1 & 0x7F) << 7) | (v2 << 14)
+        else:
+            v2 = _varint_exact(data, end - nb, nb)  # type: ignore[assignment]
+            if v2 is None:
+                return None
+        self.hits += 1
+        return v1, v2
+
+    def learn(self, data: bytes, msg: Message) -> None:
+        """Remember `data` (bytes `msg` was decoded from) when it ends in one-value integer fields."""
+        if self.hits:
+            self._backoff = self._skip = 0
+        elif self.prefix is not None:  # the last prefix was never reused
+            if self.width == 1 and not self._want2:
+                self._want2 = True  # perhaps a second trailing field changes too: try that at once
+            else:  # learn less often
+                if self._skip > 0:
+                    self._skip -= 1
+                    return
+                self._backoff = min(max(1, self._backoff * 2), 256)
+                self._skip = self._backoff
+        self.hits = 0
+        fields = msg.fields
+        if not fields or fields[-1].value_type is not _VT_INTEGER or len(fields[-1].values) != 1:
+            return
+        starts = _entry_starts(data)
+        if not starts:
+            return
+        end = len(data)
+        last = _int_entry_head(data, starts[-1], end)
+        if last is None:
+            return
+        two = None
+        if self._want2 and len(starts) >= 2 and len(fields) >= 2:
+            f = fields[-2]
+            if f.value_type is _VT_INTEGER and len(f.values) == 1:
+                two = _int_entry_head(data, starts[-2], starts[-1])
+        tail = fields[-2:] if two is not None else fields[-1:]
+        cut = starts[-2] if two is not None else starts[-1]
+        head = Message(msg.uuid, msg.timestamp, msg.type, msg.logger, msg.severity, msg.payload,
+                       msg.env_version, msg.pid, msg.hostname,
+                       [Field(g.name, g.value_type, g.representation, list(g.values))
+                        for g in fields[:len(fields) - len(tail)]])
+        stamps = [i for i, st in enumerate(starts) if st < cut and data[st] == 0x10]
+        self._stamp = (starts[stamps[0]] + 1, starts[stamps[0] + 1]) if len(stamps) == 1 else None
+        self._set_prefix(MessagePrefix(bytes(data[:cut]), head, tuple(f.name for f in tail),
+                                       tuple(f.representation for f in tail)),
+                         (two, last) if two is not None else (last,))
+
+    def _set_prefix(self, prefix: MessagePrefix, heads: tuple[bytes, ...]) -> None:
+        self.prefix = prefix
+        key = prefix.key
+        if len(heads) == 2:
+            self.width = 2
+            self._key = key
+            self._heads = heads
+            self._fixed = 0
+            self._full = [None] * 11
+        else:
+            last = heads[0]
+            self.width = 1
+            self._heads = heads
+            self._fixed = len(key) + len(last) + 3
+            self._full = [None if not 0 < nb < 11 or len(last) + 1 + nb >= 0x80
+                          else key + bytes((0x52, len(last) + 1 + nb)) + last + bytes((nb,))
+                          for nb in range(11)]
+
+    def rebase(self, data: bytes, start: int = 0, end: int | None = None) -> bool:
+        """Learn, without decoding, from message bytes that are the prefix with another timestamp
+        (a varint of the same length: only its value differs) followed by anything; True when it
+        did (then `match` the bytes again). heka flood stamps each batch of sends anew."""
+        pre = self.prefix
+        stamp = self._stamp
+        if pre is None or stamp is None:
+            return False
+        if end is None:
+            end = len(data)
+        key = pre.key
+        a, b = stamp
+        if b - a > 9 or end - start < len(key) or not data.startswith(key[:a], start):
+            return False
+        if not data.startswith(key[b:], start + b):
+            return False
+        v = _varint_exact(data, start + a, b - a)  # at most 9 bytes: < 2**63, as decode_message reads it
+        if v is None:
+            return False
+        m = pre.message
+        # The fields list is shared with the old prefix: prefixes are read-only (materialize copies).
+        head = Message(m.uuid, v, m.type, m.logger, m.severity, m.payload, m.env_version, m.pid, m.hostname,
+                       m.fields)
+        self._set_prefix(MessagePrefix(bytes(data[start:start + len(key)]), head, pre.names,
+                                       pre.representations), self._heads)
+        return True
+
+
+# ---------------------------------------------------------------------------------------------
 # Flat records
 # ---------------------------------------------------------------------------------------------
 

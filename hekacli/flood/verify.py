@@ -24,9 +24,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..message import Message, ValueType
+from ..message import Field, Message, MessagePrefix, ValueType
 from .generator import END_TYPE
-from .histogram import Histogram
+from .histogram import _LINEAR, _SUB, _SUB_BITS, Histogram, bucket_index
 
 MAX_SEQ = 1 << 28  # per connection; the bitmap is one byte per number
 _INTEGER = ValueType.INTEGER  # a global: enum member lookup is slow on Python 3.11, and add() is hot
@@ -67,16 +67,20 @@ class StreamState:
     @property
     def lost(self) -> int:
         expected = self.expected
-        return expected - sum(self.seen[:expected])
+        return expected - self.seen.count(1, 0, expected)  # the bitmap holds only 0 and 1
 
     def missing(self, limit: int = 20) -> list[int]:
         """The first `limit` missing sequence numbers."""
-        out = []
-        for i in range(self.expected):
-            if i >= len(self.seen) or not self.seen[i]:
-                out.append(i)
-                if len(out) >= limit:
-                    break
+        out: list[int] = []
+        limit = max(limit, 1)  # as ever: at least the first one
+        expected = self.expected
+        seen = self.seen
+        stop = min(expected, len(seen))
+        i = seen.find(0, 0, stop)  # the gaps inside the bitmap (C search: runs on every summary)
+        while i >= 0 and len(out) < limit:
+            out.append(i)
+            i = seen.find(0, i + 1, stop)
+        out.extend(range(stop, min(expected, stop + limit - len(out))))  # numbers past its end
         return out
 
 
@@ -129,29 +133,193 @@ def _str_field(msg: Message, name: str) -> str | None:
     return None
 
 
+# What `Verifier` reads from a message's fields: (run, conn, seq, sent, next_seq); and which of
+# those a one-value integer field of each name sets.
+_NO_FIELDS: tuple[Any, ...] = (None, None, None, None, None)
+_SLOTS = {"flood_run": 0, "flood_conn": 1, "flood_seq": 2, "flood_sent": 3, "flood_next_seq": 4}
+
+
+def _flood_fields(fields: Iterable[Field], start: tuple[Any, ...]) -> tuple[Any, ...]:
+    """(run, conn, seq, sent, next_seq) after `fields`, starting from `start` (a later field of the
+    same name wins; the numbers count only when their field is an integer one)."""
+    run, conn, seq, sent, nxt = start
+    for f in fields:  # one pass over the fields, this runs for every message
+        name = f.name
+        if name == "flood_run":
+            run = f.values[0] if f.values else None
+        elif f.value_type is _INTEGER and f.values:
+            if name == "flood_seq":
+                seq = f.values[0]
+            elif name == "flood_conn":
+                conn = f.values[0]
+            elif name == "flood_sent":
+                sent = f.values[0]
+            elif name == "flood_next_seq":
+                nxt = f.values[0]
+    return run, conn, seq, sent, nxt
+
+
+def _record_many(hist: Histogram, value: int, n: int) -> None:
+    """`hist.record(value)` n times, in one step."""
+    if value < 0:
+        value = 0
+    hist.counts[bucket_index(value)] += n
+    hist.count += n
+    hist.total += value * n
+    if hist.max is None or value > hist.max:
+        hist.max = value
+    if hist.min is None or value < hist.min:
+        hist.min = value
+
+
 class Verifier:
     """Accumulates flood messages; `summary()` gives per-run results."""
 
     def __init__(self) -> None:
         self.runs: dict[str, RunState] = {}
         self.other = 0  # messages that are not flood messages
+        self._prefix: MessagePrefix | None = None  # the last prefix `add_repeat` saw, and its fields
+        self._prefix_base: tuple[Any, ...] = _NO_FIELDS
+        self._prefix_slots: tuple[int | None, ...] = ()
+        self._prefix_paced = False
+        self._prefix_end = False
+        self._prefix_state: RunState | None = None
+        self._prefix_stream: StreamState | None = None
 
     def add(self, msg: Message, received_ns: int | None = None) -> None:
         """Account one received message (`received_ns` None: no latency, e.g. offline)."""
-        run = seq = conn = sent = nxt = None
-        for f in msg.fields:  # one pass over the fields, this runs for every message
-            name = f.name
-            if name == "flood_run":
-                run = f.values[0] if f.values else None
-            elif f.value_type is _INTEGER and f.values:
-                if name == "flood_seq":
-                    seq = f.values[0]
-                elif name == "flood_conn":
-                    conn = f.values[0]
-                elif name == "flood_sent":
-                    sent = f.values[0]
-                elif name == "flood_next_seq":
-                    nxt = f.values[0]
+        run, conn, seq, sent, nxt = _flood_fields(msg.fields, _NO_FIELDS)
+        self._account(run, conn, seq, sent, nxt, msg.type == END_TYPE, received_ns)
+
+    def add_repeat(self, prefix: MessagePrefix, value: Any, received_ns: int | None = None) -> None:
+        """`add` for the message `prefix.message` plus its trailing integer field(s) with `value`
+        (a `TailMemo` hit), without that message: what the prefix holds is worked out once."""
+        self.add_repeats(prefix, [value], received_ns)
+
+    def add_repeats(self, prefix: MessagePrefix, values: list[Any], received_ns: int | None = None) -> None:
+        """`add_repeat` for each of `values` in order (one stream's consecutive messages, received
+        together): the same counts, with the per-message bookkeeping done once per batch."""
+        if prefix is not self._prefix:
+            self._load_prefix(prefix)
+        stream = self._prefix_stream
+        if stream is None:  # not the usual shape: the general accounting, message by message
+            slots = self._prefix_slots
+            end = self._prefix_end
+            for value in values:
+                vals = list(self._prefix_base)
+                for slot, v in zip(slots, (value,) if len(slots) == 1 else value, strict=True):
+                    if slot is not None:
+                        vals[slot] = v
+                run, conn, seq, sent, nxt = vals
+                self._account(run, conn, seq, sent, nxt, end, received_ns)
+            return
+        # The usual shapes: the prefix names the run and connection; the values are flood_seq, or
+        # (flood_sent, flood_seq) when flood paces its sends. `_account` for them, inlined, with
+        # StreamState.add on locals (this runs for every message at full rate).
+        state = self._prefix_state
+        seen = stream.seen
+        size = len(seen)
+        max_seq = stream.max_seq
+        dups = out_of_order = unseq = 0
+        paced = self._prefix_paced
+        if paced and received_ns is not None:
+            # The same loop as below, plus each message's latency as Histogram.record counts it.
+            lat = state.latency
+            counts = lat.counts
+            total = 0
+            low = high = None
+            for sent, seq in values:
+                if seq < 0 or seq >= MAX_SEQ or seq > 2 * max_seq + (1 << 24):
+                    unseq += 1
+                    continue
+                if seq >= size:
+                    seen.extend(bytes(max(size, seq + 1 - size)))
+                    size = len(seen)
+                if seen[seq]:
+                    dups += 1
+                else:
+                    seen[seq] = 1
+                if seq < max_seq:
+                    out_of_order += 1
+                else:
+                    max_seq = seq
+                v = received_ns - sent
+                if v < _LINEAR:
+                    if v < 0:
+                        v = 0
+                    counts[v] += 1
+                else:
+                    shift = v.bit_length() - (_SUB_BITS + 1)
+                    counts[_LINEAR + (shift - 1) * _SUB + ((v >> shift) - _SUB)] += 1
+                total += v
+                if high is None or v > high:
+                    high = v
+                if low is None or v < low:
+                    low = v
+            if high is not None:
+                lat.count += len(values) - unseq
+                lat.total += total
+                if lat.max is None or high > lat.max:
+                    lat.max = high
+                if lat.min is None or low < lat.min:  # type: ignore[operator]
+                    lat.min = low
+        else:
+            for seq in ([v[1] for v in values] if paced else values):
+                if seq < 0 or seq >= MAX_SEQ or seq > 2 * max_seq + (1 << 24):
+                    unseq += 1
+                    continue
+                if seq >= size:
+                    seen.extend(bytes(max(size, seq + 1 - size)))
+                    size = len(seen)
+                if seen[seq]:
+                    dups += 1
+                else:
+                    seen[seq] = 1
+                if seq < max_seq:
+                    out_of_order += 1
+                else:
+                    max_seq = seq
+        added = len(values) - unseq
+        stream.received += added
+        stream.duplicates += dups
+        stream.unique += added - dups
+        stream.out_of_order += out_of_order
+        stream.max_seq = max_seq
+        state.unsequenced += unseq
+        if received_ns is not None and added:
+            state.last_ns = received_ns
+            if state.first_ns is None:
+                state.first_ns = received_ns
+            if not paced and self._prefix_base[3] is not None:
+                _record_many(state.latency, received_ns - self._prefix_base[3], added)
+
+    def _load_prefix(self, prefix: MessagePrefix) -> None:
+        old = self._prefix
+        self._prefix = prefix
+        if (old is not None and prefix.message.fields is old.message.fields and prefix.names == old.names
+                and prefix.message.type == old.message.type):
+            return  # the same prefix with another timestamp (`TailMemo.rebase`): nothing else changes
+        base = _flood_fields(prefix.message.fields, _NO_FIELDS)
+        self._prefix_base = base
+        self._prefix_slots = tuple(_SLOTS.get(name) for name in prefix.names)
+        self._prefix_end = prefix.message.type == END_TYPE
+        self._prefix_stream = None
+        self._prefix_paced = self._prefix_slots == (3, 2)
+        usual = self._prefix_slots == (2,) or self._prefix_paced
+        if usual and base[0] is not None and not self._prefix_end:
+            # Every hit of this prefix goes to one stream; make it now, as its first message would.
+            state = self.runs.get(base[0])
+            if state is None:
+                state = self.runs[base[0]] = RunState()
+            conn = base[1] or 0
+            stream = state.streams.get(conn)
+            if stream is None:
+                stream = state.streams[conn] = StreamState()
+            self._prefix_state = state
+            self._prefix_stream = stream
+
+    def _account(self, run: Any, conn: Any, seq: Any, sent: Any, nxt: Any, end: bool,
+                 received_ns: int | None) -> None:
         if run is None:
             self.other += 1
             return
@@ -162,7 +330,7 @@ class Verifier:
         stream = state.streams.get(conn)
         if stream is None:
             stream = state.streams[conn] = StreamState()
-        if msg.type == END_TYPE:
+        if end:
             if nxt is not None:
                 stream.announced = nxt
             return
@@ -180,7 +348,9 @@ class Verifier:
 
     def summary(self) -> dict[str, Any]:
         """`{"runs": [...], "other_messages": n}`; runs sorted by id."""
-        return {"runs": [state.summary(run) for run, state in sorted(self.runs.items())],
+        # Run ids are strings; a crafted message can make one an integer: sort those after, as text.
+        runs = sorted(self.runs.items(), key=lambda item: (not isinstance(item[0], str), str(item[0])))
+        return {"runs": [state.summary(run) for run, state in runs],
                 "other_messages": self.other}
 
     @property
@@ -258,7 +428,17 @@ class VerifyPlugin:
                 self._log(line)
 
     def process(self, delivery: Any) -> None:
-        self.verifier.add(delivery.message, delivery.received_ns or time.time_ns())
+        prefix = getattr(delivery, "prefix", None)
+        if prefix is not None:  # a repeated message: verified from its prefix, not decoded
+            self.verifier.add_repeat(prefix, delivery.tail, delivery.received_ns or time.time_ns())
+        else:
+            self.verifier.add(delivery.message, delivery.received_ns or time.time_ns())
+
+    def process_repeats(self, prefix: MessagePrefix, tails: list[Any], received_ns: int) -> None:
+        """Consecutive messages that are `prefix.message` plus its trailing integer fields with
+        `tails` (see `Router.route_repeats`; the verifier reads no Timestamp), verified without
+        building them."""
+        self.verifier.add_repeats(prefix, tails, received_ns or time.time_ns())
 
     def _log(self, text: str) -> None:
         if self.ctx is not None:

@@ -20,17 +20,17 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 from ..errors import ConfigError, DecodeError, HekaError
-from ..framing import DROP_UNDECODABLE, HEADER_FRAMING_SIZE, Record
-from ..message import decode_message
+from ..framing import DROP_UNDECODABLE, HEADER_FRAMING_SIZE, RUN, RecordRun, Span
+from ..message import MessagePrefix, TailMemo, decode_message
 from .config import ServeConfig
 from .listeners import Listener
 from .outputs import OutputPlugin
-from .plugin import PLUGIN_FACTORIES, Delivery, Plugin
+from .plugin import PLUGIN_FACTORIES, Delivery, LazyDelivery, Plugin
 from .router import Router
 
 PLUGIN_STOP_TIMEOUT = 10.0
@@ -111,7 +111,7 @@ class ServeDaemon:
         try:
             await self._start_plugins()
             for lc in self.config.listeners:
-                lst = Listener(lc, self._accept_batch, signers=self.config.signers,
+                lst = Listener(lc, self._accept_spans, signers=self.config.signers,
                                max_message_size=self.config.max_message_size, log=self.log)
                 await lst.start()
                 self.listeners.append(lst)
@@ -258,34 +258,117 @@ class ServeDaemon:
         return not self._thread.is_alive()
 
     # -- the input side ---------------------------------------------------------------------------
-    def _accept(self, record: Record, listener: Listener) -> None:
-        """Accept one record (see `_accept_batch`)."""
-        self._accept_batch([record], listener)
+    def _accept_spans(self, buf: bytes, spans: Iterable[Span], listener: Listener, memo: TailMemo) -> None:
+        """Decode and route the records of one read (`Splitter.iter_spans` output). They arrived
+        together, so they share one receive timestamp (one clock read per chunk, not per message).
 
-    def _accept_batch(self, records: list[Record], listener: Listener) -> None:
-        """Decode and route the records of one read. They arrived together, so they share one
-        receive timestamp (one clock read per chunk instead of per message)."""
+        A message that repeats the connection's last one but for a trailing integer field (what
+        `memo` recognises, byte for byte, alone or in runs cut by a `RepeatCutter`) is known to be
+        well-formed without decoding it. When every plugin takes such messages in batches
+        (`Router.takes_repeats`: `heka serve --verify`), they go to the router in `route_repeats`
+        calls; otherwise each is routed as a `LazyDelivery`, decoded only if a plugin reads its
+        `message`. Everything else is decoded here; undecodable messages are dropped and counted."""
         received_ns = time.time_ns()
         count = self.config.count
         url = listener.url
         stats = listener.stats
-        route = self.router.route
+        router = self.router
+        route = router.route
+        match = memo.match
         skip = HEADER_FRAMING_SIZE
-        for record in records:
-            if count is not None and self.accepted >= count:
-                self.ignored += 1  # arrived after --count was reached, while stopping: not a drop
-                continue
-            try:
-                # Decode in place (no copy out of the record; nothing reads its cached message later).
-                msg = decode_message(record.raw, record.header_len + skip)
-            except DecodeError:
-                stats.dropped[DROP_UNDECODABLE] += 1
-                continue
-            self.accepted += 1
-            stats.accepted += 1
-            route(Delivery(msg, record.message_bytes, record.signer, url, 0, received_ns))
-            if count is not None and self.accepted >= count:
-                self.request_stop(f"--count {count} reached")
+        batch = router.takes_repeats
+        tails: list[Any] = []  # hits not routed yet (batch mode), their spans and prefix
+        hits: list[Span] = []
+        hits_prefix = memo.prefix
+        accepted = self.accepted  # a local for speed: written back in `finally`
+        try:
+            for span in spans:
+                i, hlen, end, header, signer = span
+                if count is not None and accepted >= count:
+                    # arrived after --count was reached, while stopping: not a drop
+                    self.ignored += header.count if hlen == RUN else 1
+                    continue
+                if hlen == RUN:  # a run of hits cut by the RepeatCutter
+                    if tails:
+                        self._route_hits(buf, hits, tails, hits_prefix, url, received_ns, stats)
+                        tails, hits = [], []
+                    run: RecordRun = header
+                    if count is not None and accepted + run.count > count:
+                        self.ignored += accepted + run.count - count
+                        run.values = run.values[:count - accepted]
+                        run.count = len(run.values)
+                    accepted += run.count
+                    self._route_run(buf, i, run, url, received_ns, stats)
+                    if count is not None and accepted >= count:
+                        self.request_stop(f"--count {count} reached")
+                    continue
+                start = i + hlen + skip
+                tail = match(buf, start, end)
+                if tail is None:
+                    if tails:  # the hits end here: route them first, so every plugin sees stream order
+                        self._route_hits(buf, hits, tails, hits_prefix, url, received_ns, stats)
+                        tails, hits = [], []
+                        batch = router.takes_repeats  # a plugin may have been added meanwhile
+                    if memo.rebase(buf, start, end):  # the prefix with a new timestamp: no decode
+                        tail = match(buf, start, end)
+                if tail is not None:
+                    if batch:
+                        if not tails:
+                            hits_prefix = memo.prefix
+                        tails.append(tail)
+                        hits.append(span)
+                        accepted += 1
+                        if count is not None and accepted >= count:
+                            self.request_stop(f"--count {count} reached")
+                        continue
+                    delivery: Delivery = LazyDelivery(buf[start:end], signer, url, received_ns,
+                                                      memo.prefix, tail)  # type: ignore[arg-type]
+                else:
+                    raw = buf[start:end]
+                    try:
+                        msg = decode_message(raw)
+                    except DecodeError:
+                        stats.dropped[DROP_UNDECODABLE] += 1
+                        continue
+                    memo.learn(raw, msg)
+                    delivery = Delivery(msg, raw, signer, url, 0, received_ns)
+                accepted += 1
+                stats.accepted += 1
+                route(delivery)
+                if count is not None and accepted >= count:
+                    self.request_stop(f"--count {count} reached")
+            if tails:
+                self._route_hits(buf, hits, tails, hits_prefix, url, received_ns, stats)
+        finally:
+            self.accepted = accepted
+
+    def _route_hits(self, buf: bytes, hits: list[Span], tails: list[Any], prefix: MessagePrefix | None,
+                    url: str, received_ns: int, stats: Any) -> None:
+        """Route consecutive `TailMemo` hits (their spans and tail values)."""
+        stats.accepted += len(tails)
+        assert prefix is not None
+
+        def deliveries() -> list[Delivery]:
+            skip = HEADER_FRAMING_SIZE
+            return [LazyDelivery(buf[i + hlen + skip:end], signer, url, received_ns, prefix, tail)
+                    for (i, hlen, end, _h, signer), tail in zip(hits, tails, strict=True)]
+
+        self.router.route_repeats(prefix, tails, received_ns, deliveries)
+
+    def _route_run(self, buf: bytes, start: int, run: RecordRun, url: str, received_ns: int,
+                   stats: Any) -> None:
+        """Route a run the RepeatCutter cut (`run.count` records from `start`)."""
+        stats.accepted += run.count
+        size = run.record_len
+        prefix = run.prefix
+
+        def deliveries() -> list[Delivery]:
+            first = start + run.body_start
+            return [LazyDelivery(buf[first + j * size:start + (j + 1) * size], None, url, received_ns,
+                                 prefix, v) for j, v in enumerate(run.values)]
+
+        if run.count:
+            self.router.route_repeats(prefix, run.values, received_ns, deliveries)
 
     # -- reporting --------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

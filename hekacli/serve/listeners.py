@@ -1,6 +1,7 @@
 """Inputs of `heka serve`: tcp://, tls:// and udp:// listeners that cut framed records out of the bytes
-they receive and hand them to a callback, one batch per read. Every connection has its own task and
-splitter, so a slow or broken client never stalls the others; each listener keeps its own counters."""
+they receive and hand them to a callback, one batch per read. Every connection has its own task,
+splitter and `TailMemo` (repeated messages, see hekacli.message), so a slow or broken client never
+stalls the others; each listener keeps its own counters."""
 
 from __future__ import annotations
 
@@ -8,19 +9,22 @@ import asyncio
 import contextlib
 import ssl as ssllib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..framing import Record, Splitter
+from ..framing import RepeatCutter, Span, Splitter
+from ..message import TailMemo
 from ..transport import bound_port, listen, listen_udp, parse_endpoint, server_ssl_context
 from .config import ListenerConfig
 
 READ_SIZE = 256 * 1024
 DRAIN_IDLE = 0.3  # seconds without new bytes after which a stopping listener stops draining
 # Called with every batch of records cut from one read (one chunk or datagram): per-chunk work
-# (e.g. the receive timestamp) is then paid once per read, not once per record.
-RecordSink = Callable[[list[Record], "Listener"], None]
+# (e.g. the receive timestamp) is then paid once per read, not once per record. Arguments: the buffer
+# and the record spans `Splitter.iter_spans` gives (to be consumed whole: the records are cut as the
+# sink goes), the listener, and the connection's TailMemo.
+RecordSink = Callable[[bytes, Iterator[Span], "Listener", TailMemo], None]
 
 
 @dataclass
@@ -61,6 +65,8 @@ class Listener:
         self._writers: set[asyncio.StreamWriter] = set()
         self.port = self.endpoint.port
         self.closing = False
+        self._datagram_memo = TailMemo()  # datagrams of one sender repeat like a stream
+        self._datagram_cutter = RepeatCutter(self._datagram_memo, max_message_size)
 
     @property
     def url(self) -> str:
@@ -102,12 +108,11 @@ class Listener:
         st.connections += 1
         st.bytes += len(data)
         sp = self._splitter()
-        records = sp.feed(data)
+        buf, spans = sp.iter_spans(data, self._datagram_cutter)
+        self.sink(buf, spans, self, self._datagram_memo)
         sp.finish()  # a record cut short by the datagram's end is dropped, not carried over
+        st.records += sp.records
         st.dropped.update(sp.dropped)
-        if records:
-            st.records += len(records)
-            self.sink(records, self)
 
     async def _handshake(self, writer: asyncio.StreamWriter) -> bool:
         """TLS handshake on an accepted connection; a failure is counted and logged, not raised."""
@@ -131,6 +136,8 @@ class Listener:
         st.connections += 1
         st.active += 1
         sp = self._splitter()
+        memo = TailMemo()
+        cutter = RepeatCutter(memo, self.max_message_size)
         seen: Counter[str] = Counter()
         try:
             if self._ssl is not None and not await self._handshake(writer):
@@ -145,14 +152,14 @@ class Listener:
                 if not data:
                     break
                 st.bytes += len(data)
-                records = sp.feed(data)
+                # `closing` only changes in `stop`, which cannot run during this synchronous call
+                records = sp.records
+                buf, spans = sp.iter_spans(data, cutter)
+                self.sink(buf, spans, self, memo)
+                st.records += sp.records - records
                 if sp.dropped != seen:
                     st.dropped.update(sp.dropped - seen)
                     seen = Counter(sp.dropped)
-                if records:
-                    # `closing` only changes in `stop`, which cannot run during this synchronous call
-                    st.records += len(records)
-                    self.sink(records, self)
         except asyncio.CancelledError:
             pass
         except Exception as exc:  # noqa: BLE001 - a bug must cost one connection, not the daemon

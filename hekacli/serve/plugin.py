@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ..message import Message
+from ..message import Message, MessagePrefix, decode_message
 
 # YAML section -> factory. Each factory module belongs to the area that builds that plugin.
 PLUGIN_FACTORIES: dict[str, str] = {
@@ -38,6 +38,40 @@ class Delivery:
     listener: str = ""  # the listener URL it came from, "" when injected
     loops: int = 0  # how many times it went round through inject (loop protection)
     received_ns: int = 0  # time.time_ns() at receipt
+    # Set when the message is `prefix.message` plus its trailing integer field(s) with the value(s)
+    # `tail` (see `hekacli.message.TailMemo`): hot plugins may read that instead of `message` (which
+    # then need not be decoded at all, see `LazyDelivery`).
+    prefix: MessagePrefix | None = None
+    tail: Any = 0
+
+
+class LazyDelivery(Delivery):
+    """A Delivery whose `message` is decoded from `raw` on first access (then kept): the daemon
+    passes these for messages it knows are well-formed without decoding them (`prefix` is set), so
+    plugins that read only `prefix`/`tail` (the flood verifier) cost no decode. Behaves as Delivery."""
+
+    __slots__ = ("_decoded",)
+
+    def __init__(self, raw: bytes, signer: str | None, listener: str, received_ns: int,
+                 prefix: MessagePrefix, tail: Any) -> None:
+        self.raw = raw
+        self.signer = signer
+        self.listener = listener
+        self.loops = 0
+        self.received_ns = received_ns
+        self.prefix = prefix
+        self.tail = tail
+        self._decoded: Message | None = None
+
+    @property  # type: ignore[override]
+    def message(self) -> Message:
+        if self._decoded is None:
+            self._decoded = decode_message(self.raw)
+        return self._decoded
+
+    @message.setter
+    def message(self, value: Message) -> None:
+        self._decoded = value
 
 
 @runtime_checkable
@@ -80,6 +114,11 @@ class Plugin(Protocol):
         """Counters for the summary on stop and for the dashboard (JSON-safe)."""
         ...
 
+    # Optional: ``process_repeats(prefix, tails, received_ns)``. A plugin without matcher and signer
+    # that has it gets runs of repeated messages in one call instead of one `process` each: every
+    # message is ``prefix.message`` (a `hekacli.message.MessagePrefix`) plus its trailing integer
+    # field(s) with one of `tails`, except that the Timestamp may differ (see Router.route_repeats).
+    #
     # Optional (not part of the Protocol check): ``failed() -> bool``. When a plugin has it and it
     # returns True after the daemon stopped (a flood verification found losses, say), `heka serve`
     # exits 1 and names the plugin in its summary.

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..message import Message, encode_message
+from ..message import Message, MessagePrefix, encode_message
 from .plugin import Delivery, Plugin
 
 MAX_LOGGED_ERRORS = 5  # per plugin; the rest are only counted
@@ -42,6 +42,8 @@ class _Route:
     signer: str | None
     matched: int = 0
     errors: int = 0
+    # The plugin's optional `process_repeats`, when it takes every message (no matcher, no signer).
+    repeats: Callable[[MessagePrefix, list[Any], int], None] | None = None
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Router:
         self.max_message_loops = max_message_loops
         self._routes: list[_Route] = []
         self._snapshot: tuple[_Route, ...] = ()  # what `route` iterates; rebuilt on add/remove only
+        self.takes_repeats = True  # every route takes `route_repeats` batches whole (see there)
         self._log = log or (lambda text: sys.stderr.write(f"heka serve: {text}\n"))
         self.stats = RouterStats()
         self.plugin_errors: Counter[str] = Counter()
@@ -88,15 +91,23 @@ class Router:
             raise ConfigError(f"a plugin named {name!r} is already running")
         match = compile_message_matcher(getattr(plugin, "message_matcher", None),
                                         where=f"{name}: message_matcher")
-        self._routes.append(_Route(plugin, match, getattr(plugin, "message_signer", None)))
+        route = _Route(plugin, match, getattr(plugin, "message_signer", None))
+        repeats = getattr(plugin, "process_repeats", None)
+        if match is None and route.signer is None and callable(repeats):
+            route.repeats = repeats
+        self._routes.append(route)
+        self._changed()
+
+    def _changed(self) -> None:
         self._snapshot = tuple(self._routes)
+        self.takes_repeats = all(r.repeats is not None for r in self._routes)
 
     def remove_plugin(self, name: str) -> Plugin | None:
         """Stop routing to the named plugin and return it (stopping it is the caller's job)."""
         for i, r in enumerate(self._routes):
             if r.plugin.name == name:
                 del self._routes[i]
-                self._snapshot = tuple(self._routes)
+                self._changed()
                 return r.plugin
         return None
 
@@ -131,22 +142,64 @@ class Router:
     def route(self, delivery: Delivery) -> None:
         """Offer `delivery` to every matching plugin."""
         self.stats.routed += 1
-        msg = delivery.message
         # A snapshot: plugins added or removed by a process() call take effect from the next delivery.
         for r in self._snapshot:
             try:
                 if r.signer is not None and delivery.signer != r.signer:
                     continue
-                if r.match is not None and not r.match(msg):
+                # `message` only when a matcher needs it: a LazyDelivery decodes on first access.
+                if r.match is not None and not r.match(delivery.message):
                     continue
                 r.matched += 1
                 r.plugin.process(delivery)
             except Exception as exc:  # noqa: BLE001 - one plugin's bug must not stop the daemon
-                r.errors += 1
-                self.plugin_errors[r.plugin.name] += 1
-                if r.errors <= MAX_LOGGED_ERRORS:
-                    more = " (further errors are only counted)" if r.errors == MAX_LOGGED_ERRORS else ""
-                    self._log(f"{r.plugin.name}: process failed: {type(exc).__name__}: {exc}{more}")
+                self._failed(r, exc)
+
+    def route_repeats(self, prefix: MessagePrefix, tails: list[Any], received_ns: int,
+                      deliveries: Callable[[], list[Delivery]]) -> None:
+        """Route ``len(tails)`` consecutive messages of one stream that are `prefix` hits (each is
+        `prefix.message` plus its trailing integer field(s) with that tail, see `TailMemo`; in runs
+        cut by a `RepeatCutter` the Timestamp may differ from message to message). A plugin with
+        ``process_repeats(prefix, tails, received_ns)`` and neither matcher nor signer gets them in
+        one call (a failing call counts one error); every other plugin gets the `Delivery` objects
+        `deliveries()` makes, one `process` call each, as from `route`. Each plugin sees the messages
+        in order; the daemon uses this only when `takes_repeats` (then no plugin needs deliveries).
+        A plugin that needs each message's Timestamp must not have `process_repeats`."""
+        n = len(tails)
+        self.stats.routed += n
+        made: list[Delivery] | None = None
+        for r in self._snapshot:
+            repeats = r.repeats
+            if repeats is None:
+                if made is None:
+                    made = deliveries()
+                self._route_one(r, made)
+                continue
+            try:
+                r.matched += n
+                repeats(prefix, tails, received_ns)
+            except Exception as exc:  # noqa: BLE001 - one plugin's bug must not stop the daemon
+                self._failed(r, exc)
+
+    def _route_one(self, r: _Route, deliveries: list[Delivery]) -> None:
+        """`route` for one plugin and several deliveries."""
+        for delivery in deliveries:
+            try:
+                if r.signer is not None and delivery.signer != r.signer:
+                    continue
+                if r.match is not None and not r.match(delivery.message):
+                    continue
+                r.matched += 1
+                r.plugin.process(delivery)
+            except Exception as exc:  # noqa: BLE001 - one plugin's bug must not stop the daemon
+                self._failed(r, exc)
+
+    def _failed(self, r: _Route, exc: Exception) -> None:
+        r.errors += 1
+        self.plugin_errors[r.plugin.name] += 1
+        if r.errors <= MAX_LOGGED_ERRORS:
+            more = " (further errors are only counted)" if r.errors == MAX_LOGGED_ERRORS else ""
+            self._log(f"{r.plugin.name}: process failed: {type(exc).__name__}: {exc}{more}")
 
     def close(self) -> None:
         """Refuse further injects (shutdown)."""
