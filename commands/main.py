@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -133,6 +132,8 @@ def run(entry: Callable[[], object]) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the one place every error becomes one line
         if os.environ.get("HEKA_DEBUG"):
+            import traceback  # only here: it costs start-up time on every run
+
             traceback.print_exc()
         return report_error(exc)
     return 0

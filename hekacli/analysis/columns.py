@@ -13,6 +13,8 @@ Columns are added lazily, so a query that never touches them never computes them
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import polars as pl
 
 INT_COLUMNS = (
@@ -98,12 +100,26 @@ def prepare(lf: pl.LazyFrame, *, datetime: bool = True) -> pl.LazyFrame:
         names |= set(REQUEST_PARTS)
     if "request_uri" in names:
         # nginx's $uri is the path without the query string; $args is the query string.
+        # As text: a JSONL field that is null in every record reads as the Null type.
+        request_uri = pl.col("request_uri").cast(pl.String)
         parts = [
-            pl.col("request_uri").str.replace(r"\?.*$", "").alias("uri"),
-            pl.col("request_uri").str.extract(r"\?(.*)$", 1).alias("args"),
+            path_only(request_uri).alias("uri"),
+            request_uri.str.extract(r"\?(.*)$", 1).alias("args"),
         ]
         lf = lf.with_columns([p for p in parts if p.meta.output_name() not in names])
     return with_datetime(lf) if datetime else lf
+
+
+def uri_is_derived(names: Iterable[str]) -> bool:
+    """Whether `prepare` makes ``uri`` from the request URI for inputs with these fields (they have no
+    ``uri`` of their own)."""
+    names = set(names)
+    return "uri" not in names and ("request_uri" in names or "request" in names)
+
+
+def path_only(request_uri: pl.Expr) -> pl.Expr:
+    """nginx's $uri from $request_uri: the path, without the query string."""
+    return request_uri.str.replace(r"\?.*$", "")
 
 
 def _request_parts(existing: set[str]) -> list[pl.Expr]:
@@ -118,7 +134,7 @@ def _request_parts(existing: set[str]) -> list[pl.Expr]:
     out = {
         "request_method": parts.struct.field("m"),
         "request_uri": uri_full,
-        "uri": uri_full.str.replace(r"\?.*$", ""),
+        "uri": path_only(uri_full),
         "args": uri_full.str.extract(r"\?(.*)$", 1),
         "server_protocol": parts.struct.field("p"),
     }

@@ -10,8 +10,7 @@ import polars as pl
 
 from hekacli.errors import HekaError, UsageError
 
-from .columns import prepare, with_datetime
-from .useragent import add_user_agent_columns
+from .columns import path_only, prepare, with_datetime
 
 UA_DERIVED = ("user_agent_browser", "user_agent_version", "user_agent_os")
 DURATION_RE = re.compile(r"^\d+(ns|us|ms|s|m|h|d|w)$")
@@ -39,6 +38,9 @@ def add_derived(lf: pl.LazyFrame, wanted: Sequence[str] | str) -> pl.LazyFrame:
         and "http_user_agent" in schema
         and not all(n in schema for n in UA_DERIVED)
     ):
+        # Imported here: the classifier pulls in the decoders, which most queries never need.
+        from .useragent import add_user_agent_columns
+
         lf = add_user_agent_columns(lf)
     return lf
 
@@ -152,10 +154,49 @@ def _parse_sort(sort: str, columns: list[str]) -> tuple[str, bool]:
     return name, descending
 
 
-def aggregate(lf: pl.LazyFrame, spec: AggSpec, known: Sequence[str] | None = None) -> pl.DataFrame:
+# Metrics whose per-request-URI results combine into per-path results: how to combine them.
+_COMBINE = {"count": "sum", "sum": "sum", "min": "min", "max": "max"}
+
+
+def _paths_later(spec: AggSpec, schema: pl.Schema) -> bool:
+    """Whether grouping by request URI and cutting the query off each distinct one afterwards gives
+    exactly the per-path answer (integer sums, counts, minimums and maximums do; means, percentiles,
+    distinct counts and float sums would not, or not to the last bit)."""
+    return (
+        "uri" in spec.by
+        and "request_uri" in schema
+        and not (spec.avgs or spec.percentiles or spec.distinct)
+        and all(schema[c].is_integer() for c in spec.sums)
+    )
+
+
+def _group_paths_later(lf: pl.LazyFrame, keys: list[str | pl.Expr], metrics: list[pl.Expr]) -> pl.LazyFrame:
+    """`lf.group_by(keys).agg(metrics)`, grouping by the request URI in place of the path first and
+    cutting the query string off once per distinct URI (not once per record)."""
+    fine = lf.group_by(
+        [
+            pl.col("request_uri").cast(pl.String).alias("uri") if isinstance(k, str) and k == "uri" else k
+            for k in keys
+        ]
+    ).agg(metrics)
+    schema = fine.collect_schema()
+    names = [k if isinstance(k, str) else k.meta.output_name() for k in keys]
+    combined = [
+        getattr(pl.col(m), _COMBINE[m.split("_", 1)[0]])().cast(schema[m])
+        for m in schema.names()
+        if m not in names
+    ]
+    return fine.group_by([path_only(pl.col("uri")) if k == "uri" else k for k in names]).agg(combined)
+
+
+def aggregate(
+    lf: pl.LazyFrame, spec: AggSpec, known: Sequence[str] | None = None, *, uri_derived: bool = False
+) -> pl.DataFrame:
     """Run an aggregation over the (prepared) frame and return the result, sorted.
 
-    `known`: every field of the inputs, for the message about an unknown field."""
+    `known`: every field of the inputs, for the message about an unknown field. `uri_derived`: ``uri``
+    was made by `prepare` from the request URI (see `columns.uri_is_derived`), which lets a group-by on it cut
+    the query string off the distinct URIs only."""
     wanted = [*spec.by, *spec.metric_columns()]
     lf = add_derived(lf, wanted)
     check_columns(lf, wanted, known=known)
@@ -172,11 +213,13 @@ def aggregate(lf: pl.LazyFrame, spec: AggSpec, known: Sequence[str] | None = Non
             raise UsageError("--every needs a Timestamp, and these records have none")
         keys.insert(0, pl.col("Timestamp").dt.truncate(spec.every).alias("Timestamp"))
     metrics = _metric_exprs(spec)
-    if keys:
-        q = lf.group_by(keys).agg(metrics)
-    else:
-        q = lf.select(metrics)
     try:
+        if keys and uri_derived and _paths_later(spec, schema):
+            q = _group_paths_later(lf, keys, metrics)
+        elif keys:
+            q = lf.group_by(keys).agg(metrics)
+        else:
+            q = lf.select(metrics)
         df = q.collect()
     except pl.exceptions.PolarsError as exc:
         raise HekaError(f"aggregation failed: {exc}") from exc
