@@ -29,6 +29,8 @@ import polars as pl
 from hekacli import __version__
 
 FORMAT_VERSION = 1
+FORMATS_DIR = ".formats"  # sniffed format names by file state (a dot: not an entry)
+FORMATS_MAX_AGE_S = 30 * 86400
 
 
 def cache_dir() -> Path:
@@ -61,6 +63,38 @@ def entry_key(path: str, decoder_id: str) -> str:
         FORMAT_VERSION,
     ]
     return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:32]
+
+
+def _file_identity(path: str) -> list[Any]:
+    st = os.stat(path)
+    return [os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, __version__]
+
+
+def _format_memo(path: str, choice_id: str) -> Path:
+    ident = json.dumps([_file_identity(path), choice_id, FORMAT_VERSION])
+    return cache_dir() / FORMATS_DIR / (hashlib.sha256(ident.encode()).hexdigest()[:32] + ".json")
+
+
+def remembered_format(path: str, choice_id: str) -> str | None:
+    """The format name sniffed last time for this file state and decoder choice, if remembered
+    (so a cache hit needs no sniffing: building the candidate decoders costs ~0.1 s)."""
+    try:
+        value = json.loads(_format_memo(path, choice_id).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def remember_format(path: str, choice_id: str, name: str) -> None:
+    """Remember the format sniffed for this file state (best effort: a failure costs only time)."""
+    try:
+        memo = _format_memo(path, choice_id)
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(name), encoding="utf-8")
+        os.replace(tmp, memo)
+    except OSError:
+        pass
 
 
 @dataclass
@@ -159,3 +193,12 @@ def evict(max_mb: float | None = None) -> None:
             break
         shutil.rmtree(d, ignore_errors=True)
         total -= size
+    # Remembered formats are tiny, but a growing log leaves one per state: drop the old ones.
+    old = time.time() - FORMATS_MAX_AGE_S
+    memos = root / FORMATS_DIR
+    for f in memos.iterdir() if memos.is_dir() else []:
+        try:
+            if f.stat().st_mtime < old:
+                f.unlink()
+        except OSError:
+            pass

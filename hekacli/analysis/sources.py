@@ -357,6 +357,28 @@ def _units(decoder: Any) -> dict[str, str]:
     return {name: str(spec[1]) for name, spec in schema.items() if isinstance(spec, tuple) and len(spec) > 1}
 
 
+def _from_cache(
+    entry: Any, display: str, size: int | None, dname: str, on_progress: Callable[[int], None] | None
+) -> tuple[pl.LazyFrame, SourceInfo, list[Reject]]:
+    """A decoded log answered from the cache: its records, what its decode reported, its rejects."""
+    meta = entry.meta
+    if on_progress and size:
+        on_progress(size)
+    rejects = [Reject(display, n, t, why) for n, t, why in meta.get("rejects", [])]
+    lf = entry.scan()
+    info = SourceInfo(
+        display,
+        "log",
+        size,
+        dname,
+        meta.get("rows"),
+        meta.get("rejected", 0),
+        lf.collect_schema().names(),
+        dict(meta.get("units") or {}),
+    )
+    return lf, info, rejects
+
+
 def decoder_identity(choice: DecoderChoice, name: str) -> str:
     """What the decoded columns depend on: kind, options (config files by content stamp) and format."""
     stamps = {}
@@ -392,31 +414,33 @@ def load_log(
         head = stream.peek(65536)[:65536] if hasattr(stream, "peek") else b""
         size = None
     else:
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            _read_head(path)  # raises the one-line "cannot read" error
+            raise
+        head = b""
+    cached = use_cache and cache.enabled_for(path, size)
+    choice_id = decoder_identity(choice, "")
+    if cached:
+        # The format sniffed last time for this very file state: a hit then needs no decoder at all.
+        known = cache.remembered_format(path, choice_id)
+        if known is not None:
+            entry = cache.lookup(cache.entry_key(path, decoder_identity(choice, known)))
+            if entry is not None:
+                return _from_cache(entry, display, size, known, on_progress)
+    if path != "-":
         head = _read_head(path)
-        size = os.path.getsize(path)
     decoder, dname, spec = choose_decoder_factory(
         display, head.decode("utf-8", "replace").splitlines()[:SNIFF_LINES], choice
     )
     writer = None
-    if use_cache and cache.enabled_for(path, size):
+    if cached:
         key = cache.entry_key(path, decoder_identity(choice, dname))
         entry = cache.lookup(key)
         if entry is not None:
-            meta = entry.meta
-            if on_progress and size:
-                on_progress(size)
-            rejects = [Reject(display, n, t, why) for n, t, why in meta.get("rejects", [])]
-            lf = entry.scan()
-            info = SourceInfo(
-                display,
-                "log",
-                size,
-                dname,
-                meta.get("rows"),
-                meta.get("rejected", 0),
-                lf.collect_schema().names(),
-            )
-            return lf, info, rejects
+            cache.remember_format(path, choice_id, dname)
+            return _from_cache(entry, display, size, dname, on_progress)
         writer = cache.Writer(key)
     if path != "-":
         try:
@@ -477,6 +501,7 @@ def load_log(
                 "units": _units(decoder),
             }
         )
+        cache.remember_format(path, choice_id, dname)
     info = SourceInfo(
         display, "log", size, dname, df.height, n_rejected, fields or df.columns, _units(decoder)
     )
