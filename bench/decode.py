@@ -5,7 +5,9 @@
     python bench/decode.py --lines 200000  # quicker
 
 Measured, each as its own process (wall time including start-up; peak RSS of that process):
-  * streaming: `heka decode nginx FILE -f jsonl -o /dev/null` (`Decoder.decode` line by line);
+  * streaming: `heka decode nginx FILE -f jsonl -o /dev/null` (line in, JSON out: the generated
+    per-format function of parsers/jsonout.py; a big file is split between 2 worker processes);
+  * streaming, 1 process: the same with HEKA_DECODE_JOBS=1;
   * bulk: `heka decode nginx FILE -f parquet -o out.parquet` (`Decoder.frame_file`, polars);
   * GoAccess: `goaccess FILE --log-format=COMBINED -o report.json` parsing the same file.
 Prints lines/s, wall seconds and peak RSS, and the ratios against GoAccess.
@@ -28,9 +30,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
-def _child_rss(argv: list[str]) -> tuple[float, int, str]:
+def _child_rss(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}
+    )
     # wait4 gives this child's own rusage (peak RSS in KiB on Linux)
     out = proc.stdout.read()  # type: ignore[union-attr]
     err = proc.stderr.read()  # type: ignore[union-attr]
@@ -47,6 +51,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--file", help="use this combined log instead of generating one")
+    ap.add_argument("--only", choices=("streaming", "bulk"), help="measure only this path (and GoAccess)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="heka-bench-decode-"))
     try:
@@ -73,11 +78,20 @@ def main() -> None:
         print(f"input: {log} ({size / 1e6:.0f} MB)")
         rows = []
         heka = [sys.executable, "-m", "hekacli.commands", "decode", "nginx", str(log), "--no-progress"]
-        for extra, label in (
-            (["-f", "jsonl", "-o", os.devnull], "heka decode -f jsonl (streaming)"),
-            (["-f", "parquet", "-o", str(tmp / "out.parquet")], "heka decode -f parquet (bulk)"),
-        ):
-            wall, rss, err = _child_rss(heka + extra)
+        runs = [
+            (["-f", "jsonl", "-o", os.devnull], "heka decode -f jsonl (streaming)", {}, "streaming"),
+            (
+                ["-f", "jsonl", "-o", os.devnull],
+                "heka decode -f jsonl (streaming, 1 proc)",
+                {"HEKA_DECODE_JOBS": "1"},
+                "streaming",
+            ),
+            (["-f", "parquet", "-o", str(tmp / "out.parquet")], "heka decode -f parquet (bulk)", {}, "bulk"),
+        ]
+        for extra, label, env, path in runs:
+            if args.only and path != args.only:
+                continue
+            wall, rss, err = _child_rss(heka + extra, env)
             n, bad = (int(x) for x in re.findall(r"(\d+) decoded, (\d+) rejected", err)[0])
             rows.append((label, n + bad, bad, wall, rss))
         goaccess = shutil.which("goaccess")

@@ -114,6 +114,7 @@ class Sink:
         self.rejected = 0
         self.filtered = 0
         self._decoders: dict[str, Any] = {}
+        self._line_jsons: dict[str, Any] = {}  # stream -> generated line -> JSON function (or None)
         self._matchers: dict[str, Any] = {}
         self._hostname = socket.gethostname()
         if sender is not None and fmt != "heka":
@@ -150,6 +151,10 @@ class Sink:
             return
         out: list[bytes] = []
         hostname = cfg.hostname or self._hostname
+        line_json = self._line_json(cfg.name, decoder) if matcher is None and self.fmt == "jsonl" else None
+        if line_json is not None and self.sender is None:
+            self._write_decoded_jsonl(batch, decoder, line_json, hostname)
+            return
         for offset, line in batch.iter_records():
             text = line.decode("utf-8", "surrogateescape")
             record: dict[str, Any] | None
@@ -184,6 +189,46 @@ class Sink:
             for framed in out:
                 self.sender.send(framed)
         else:
+            assert self.writer is not None
+            self.writer.write_records(out)
+
+    def _line_json(self, name: str, decoder: Any) -> Any:
+        """The decoder's generated line -> JSON function (parsers/jsonout.py), when its records never
+        hold Logger or Hostname (those are added after them here); else None."""
+        if decoder is None:
+            return None
+        if name not in self._line_jsons:
+            from ..parsers.jsonout import compile_line_json
+
+            fast = compile_line_json(decoder)
+            columns = getattr(decoder, "columns", ())
+            self._line_jsons[name] = None if "Logger" in columns or "Hostname" in columns else fast
+        return self._line_jsons[name]
+
+    def _write_decoded_jsonl(self, batch: Batch, decoder: Any, line_json: Any, hostname: str) -> None:
+        """`write` for decoded JSONL without `where`: the same bytes, most lines without a record dict.
+
+        The record's JSON plus the Logger and Hostname that `write` adds at its end (the record has
+        neither): its text up to the closing brace, then theirs.
+        """
+        tail = dumps_jsonl({"Logger": batch.stream, "Hostname": hostname})
+        suffix = "," + tail[1:] + "\n"
+        out: list[bytes] = []
+        for offset, line in batch.iter_records():
+            text = line.decode("utf-8", "surrogateescape")
+            js = line_json(text)
+            if js is not None and js != "{}":
+                out.append((js[:-1] + suffix).encode("utf-8"))
+                continue
+            record = decoder.decode(text)
+            if record is None:
+                self._reject(batch, offset, text, decoder)
+                continue
+            record.setdefault("Logger", batch.stream)
+            record.setdefault("Hostname", hostname)
+            out.append(fast_jsonl(record))
+        self.written += len(out)
+        if out:
             assert self.writer is not None
             self.writer.write_records(out)
 
