@@ -16,11 +16,12 @@ import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import IO, Any
-
-from rich.console import Console
+from typing import IO, TYPE_CHECKING, Any
 
 from .errors import UsageError
+
+if TYPE_CHECKING:  # rich costs ~50 ms to import: only commands that draw something pay for it
+    from rich.console import Console
 
 FORMATS = ("jsonl", "json", "csv", "tsv", "table", "parquet")
 
@@ -39,6 +40,8 @@ def default_format() -> str:
 
 def stderr_console() -> Console:
     """A rich console on stderr; no colour when piped or with NO_COLOR (rich honours NO_COLOR)."""
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False, no_color=bool(os.environ.get("NO_COLOR")) or None)
 
 
@@ -226,6 +229,7 @@ class RecordWriter:
 def render_table(rows: Sequence[Mapping[str, Any]], *, title: str | None = None,
                  stream: IO[str] | None = None, columns: Sequence[str] | None = None) -> None:
     """Print rows as a rich table (to stdout by default)."""
+    from rich.console import Console
     from rich.table import Table
 
     cols: list[str] = list(columns) if columns else []
