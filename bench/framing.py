@@ -11,6 +11,8 @@ fields). For each it measures, on one core:
 - ours encode, pure Python: `encode_message_py` alone (no framing), the fallback encoder
 - ours decode: `Splitter.feed(stream)` + `Record.message()` (framing + protobuf decode to `Message`)
 - ours split:  `Splitter.feed(stream)` alone (framing only, messages left undecoded)
+- ours check only: `well_formed(body)` (does `decode_message` accept it? what `heka serve --verify`
+  does instead of decoding ordinary messages), against `decode_message(body)` in the same run
 - pb encode / pb decode: the protobuf package (upb) on the same bytes, as the reference peer:
   `SerializeToString()` of a prebuilt message object, and `ParseFromString()` into a fresh object,
   framing excluded. This is the peer's floor: it stops at protobuf objects.
@@ -32,7 +34,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hekacli.framing import Splitter, frame  # noqa: E402
 from hekacli.heka_pb import PBMessage  # noqa: E402
-from hekacli.message import Field, Message, ValueType, encode_message, encode_message_py  # noqa: E402
+from hekacli.message import (  # noqa: E402
+    Field,
+    Message,
+    ValueType,
+    decode_message,
+    encode_message,
+    encode_message_py,
+    well_formed,
+)
 
 BATCH = 2000  # messages per timed call
 
@@ -155,6 +165,16 @@ def run(seconds: float, repeat: int) -> list[dict[str, object]]:
         def ours_split(stream: bytes = stream) -> int:
             return len(Splitter().feed(stream))
 
+        def ours_decode_body(body: bytes = body) -> int:
+            for _ in range(BATCH):
+                decode_message(body)
+            return BATCH
+
+        def ours_check(body: bytes = body) -> int:
+            for _ in range(BATCH):
+                well_formed(body)
+            return BATCH
+
         def pb_encode(p: PBMessage = pb_obj) -> int:
             for _ in range(BATCH):
                 p.SerializeToString()
@@ -182,6 +202,8 @@ def run(seconds: float, repeat: int) -> list[dict[str, object]]:
             ("ours encode, pure Python", ours_encode_py, len(body)),
             ("ours decode (split+decode)", ours_decode, len(record)),
             ("ours split only", ours_split, len(record)),
+            ("ours decode_message only", ours_decode_body, len(body)),
+            ("ours check only (well_formed)", ours_check, len(body)),
             ("pb encode (prebuilt object)", pb_encode, len(body)),
             ("pb decode (to pb object)", pb_decode, len(body)),
             ("pb encode via Message", pb_encode_msg, len(body)),
@@ -225,7 +247,9 @@ def main() -> None:
             f"{shape}: encode vs pb-via-Message {enc / by['pb encode via Message']:.2f}x, "
             f"decode vs pb-to-Message {dec / by['pb decode to Message']:.2f}x, "
             f"encode vs pb-prebuilt {enc / by['pb encode (prebuilt object)']:.2f}x, "
-            f"decode vs pb-object {dec / by['pb decode (to pb object)']:.2f}x"
+            f"decode vs pb-object {dec / by['pb decode (to pb object)']:.2f}x, "
+            f"well_formed vs decode_message "
+            f"{by['ours check only (well_formed)'] / by['ours decode_message only']:.2f}x"
         )
 
 

@@ -490,6 +490,8 @@ class RepeatCutter:
         self._parts: dict[Any, tuple[bytes, bytes]] = {}
 
     def __call__(self, buf: bytes, pos: int, n: int) -> tuple[int, RecordRun] | None:
+        if not self.memo.hits:  # nothing repeats (yet): neither a cut nor a rebase (saves a call a record)
+            return None
         got = self._cut(buf, pos, n)
         if got is None and self.memo.hits and self._rebase(buf, pos, n):
             got = self._cut(buf, pos, n)  # the same messages with a new timestamp (flood's next batch)

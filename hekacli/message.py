@@ -748,6 +748,180 @@ def decode_message(data: bytes | bytearray | memoryview, start: int = 0) -> Mess
     return Message(uuid, timestamp, type_, logger, severity, payload, env_version, pid, hostname, fields)
 
 
+def _field_well_formed(data: bytes, pos: int, end: int) -> bool:
+    """Whether `_decode_field(data, pos, end)` succeeds (the checks of `_decode_field_generic`,
+    which its fast paths agree with), without building the Field."""
+    vtype = 0
+    while pos < end:
+        tag = data[pos]
+        pos += 1
+        if tag >= 0x80:
+            tag, pos = _read_varint(data, pos - 1)
+        wt = tag & 7
+        if wt == 2:
+            ln = data[pos]
+            pos += 1
+            if ln >= 0x80:
+                ln, pos = _read_varint(data, pos - 1)
+            stop = pos + ln
+            if stop > end:
+                return False
+            num = tag >> 3
+            if num == 6 or num == 8:  # packed varints: each whole, none past the entry
+                if ln and max(data[pos:stop]) >= 0x80:  # (else one byte each)
+                    _packed_varints(data, pos, stop)  # raises as the decoder does
+            elif num == 7 and ln % 8:
+                return False
+            pos = stop
+        elif wt == 0:
+            if data[pos] < 0x80:
+                v = data[pos]
+                pos += 1
+            else:
+                v, pos = _read_varint(data, pos)
+            if tag >> 3 == 2:  # value_type: the last one counts
+                vtype = _as_int32(v)
+        elif wt == 1:
+            pos += 8
+        elif wt == 5:
+            pos += 4
+        else:
+            return False
+    return pos == end and 0 <= vtype < 5
+
+
+# (FromString, DiscardUnknownFields, SerializeToString) of that class once built, unbound (saves two
+# attribute lookups a message); False when the protobuf package is missing.
+_canonical_parse: Any = None
+
+
+def _build_canonical_parser() -> Any:
+    """`FromString`, `DiscardUnknownFields` and `SerializeToString` of a protobuf class for Heka's
+    message whose Field.value_type is a closed enum of the five value types (so upb sets any other
+    value aside as an unknown field)."""
+    try:
+        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    except ImportError:
+        return False
+    fd = descriptor_pb2.FieldDescriptorProto
+    opt, rep = fd.LABEL_OPTIONAL, fd.LABEL_REPEATED
+    fdp = descriptor_pb2.FileDescriptorProto(name="hekacli_canonical.proto", package="hekacli_canonical",
+                                             syntax="proto2")
+    enum = fdp.enum_type.add(name="ValueType")
+    for vt in ValueType:
+        enum.value.add(name=vt.name, number=int(vt))
+    fld = fdp.message_type.add(name="Field")
+    for num, name, ftype, label in ((1, "name", fd.TYPE_BYTES, opt), (2, "value_type", fd.TYPE_ENUM, opt),
+                                    (3, "representation", fd.TYPE_BYTES, opt),
+                                    (4, "value_string", fd.TYPE_BYTES, rep),
+                                    (5, "value_bytes", fd.TYPE_BYTES, rep),
+                                    (6, "value_integer", fd.TYPE_INT64, rep),
+                                    (7, "value_double", fd.TYPE_DOUBLE, rep),
+                                    (8, "value_bool", fd.TYPE_BOOL, rep)):
+        f = fld.field.add(name=name, number=num, type=ftype, label=label)
+        if ftype == fd.TYPE_ENUM:
+            f.type_name = ".hekacli_canonical.ValueType"
+        if num >= 6:
+            f.options.packed = True
+    msg = fdp.message_type.add(name="Message")
+    for num, name, ftype in ((1, "uuid", fd.TYPE_BYTES), (2, "timestamp", fd.TYPE_INT64),
+                             (3, "type", fd.TYPE_BYTES), (4, "logger", fd.TYPE_BYTES),
+                             (5, "severity", fd.TYPE_INT32), (6, "payload", fd.TYPE_BYTES),
+                             (7, "env_version", fd.TYPE_BYTES), (8, "pid", fd.TYPE_INT32),
+                             (9, "hostname", fd.TYPE_BYTES)):
+        msg.field.add(name=name, number=num, type=ftype, label=opt)
+    msg.field.add(name="fields", number=10, type=fd.TYPE_MESSAGE, label=rep,
+                  type_name=".hekacli_canonical.Field")
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fdp)
+    cls = message_factory.GetMessageClass(pool.FindMessageTypeByName("hekacli_canonical.Message"))
+    return cls.FromString, cls.DiscardUnknownFields, cls.SerializeToString
+
+
+def _canonical(data: bytes) -> bool:
+    """True when `data` is byte for byte how the protobuf package (upb, in C) writes the message it
+    parses from `data`, unknown entries left out. Such bytes are a message of known entries only,
+    each with its own wire type, value types 0..4 (the enum sets others aside), and varints, lengths
+    and packed arrays all well-formed: `decode_message` reads every one of those. Go's encoder
+    writes these bytes (but for negative severity/pid), so this is the usual case; False says
+    nothing (the caller checks the slow way)."""
+    global _canonical_parse
+    funcs = _canonical_parse
+    if funcs is None:
+        funcs = _canonical_parse = _build_canonical_parser()
+    if funcs is False:
+        return False
+    parse, discard, serialize = funcs
+    try:
+        p = parse(data)
+    except Exception:  # noqa: BLE001 - upb's DecodeError (or anything else): not canonical
+        return False
+    discard(p)
+    return serialize(p) == data
+
+
+def well_formed(data: bytes) -> bool:
+    """True exactly when `decode_message(data)` would succeed (and False when it would raise
+    DecodeError), at a fraction of its cost: canonical bytes (what Heka writes) are checked in C
+    (`_canonical`); others are walked and checked as the decoder checks them, but no string is
+    decoded and no Message or Field is built. `heka serve` uses it to drop undecodable messages
+    when no plugin needs the decoded message."""
+    if type(data) is not bytes:
+        data = bytes(data)
+    funcs = _canonical_parse  # `_canonical`, inlined: this runs for every message
+    if funcs:
+        parse, discard, serialize = funcs
+        try:
+            p = parse(data)
+        except Exception:  # noqa: BLE001 - upb's DecodeError (or anything else): not canonical
+            p = None
+        if p is not None:
+            discard(p)
+            if serialize(p) == data:
+                return True
+    elif funcs is None and _canonical(data):
+        return True
+    return _walk(data)
+
+
+def _walk(data: bytes) -> bool:
+    """`well_formed` the slow way: walk every entry as `decode_message` reads it."""
+    end = len(data)
+    pos = 0
+    try:
+        while pos < end:
+            tag = data[pos]
+            pos += 1
+            if tag >= 0x80:
+                tag, pos = _read_varint(data, pos - 1)
+            wt = tag & 7
+            if wt == 2:
+                ln = data[pos]
+                pos += 1
+                if ln >= 0x80:
+                    ln, pos = _read_varint(data, pos - 1)
+                stop = pos + ln
+                if stop > end:
+                    return False
+                if tag >> 3 == 10 and not _field_well_formed(data, pos, stop):
+                    return False
+                pos = stop
+            elif wt == 0:
+                if data[pos] < 0x80:
+                    pos += 1
+                else:
+                    pos = _read_varint(data, pos)[1]
+            elif wt == 1:
+                pos += 8
+            elif wt == 5:
+                pos += 4
+            else:
+                return False
+        return pos == end
+    except (IndexError, ValueError):
+        return False
+
+
 # ---------------------------------------------------------------------------------------------
 # Repeated messages: recognise "the same message, another counter value" without decoding it
 #
@@ -998,6 +1172,13 @@ class TailMemo:
 
     def learn(self, data: bytes, msg: Message) -> None:
         """Remember `data` (bytes `msg` was decoded from) when it ends in one-value integer fields."""
+        if self.due():
+            self.learn_due(data, msg)
+
+    def due(self) -> bool:
+        """Whether `learn` would look at the next missed message (it learns less and less often while
+        nothing is reused); False also counts that message as skipped. A caller that decodes only
+        for learning asks this first, then calls `learn_due` with the decoded message when True."""
         if self.hits:
             self._backoff = self._skip = 0
         elif self.prefix is not None:  # the last prefix was never reused
@@ -1006,10 +1187,28 @@ class TailMemo:
             else:  # learn less often
                 if self._skip > 0:
                     self._skip -= 1
-                    return
+                    return False
                 self._backoff = min(max(1, self._backoff * 2), 256)
                 self._skip = self._backoff
         self.hits = 0
+        return True
+
+    @staticmethod
+    def may_learn(data: bytes) -> bool:
+        """False when `learn_due` would learn nothing from `data` whatever it decodes to: the bytes
+        do not end in ``32 <n>`` and one n-byte varint (the one-value integer field it learns
+        from), so a caller that decodes only for learning need not decode them."""
+        end = len(data) - 1
+        if end < 2 or data[end] >= 0x80:
+            return False
+        i = end - 1
+        while i >= 0 and data[i] >= 0x80:  # the varint's other bytes
+            i -= 1
+        n = end - i
+        return i >= 1 and n < 11 and data[i] == n and data[i - 1] == 0x32
+
+    def learn_due(self, data: bytes, msg: Message) -> None:
+        """`learn` after `due` returned True (the bookkeeping is done: only the learning is left)."""
         fields = msg.fields
         if not fields or fields[-1].value_type is not _VT_INTEGER or len(fields[-1].values) != 1:
             return

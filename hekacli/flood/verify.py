@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..message import Field, Message, MessagePrefix, ValueType
+from ..message import Field, Message, MessagePrefix, ValueType, decode_message
 from .generator import END_TYPE
 from .histogram import _LINEAR, _SUB, _SUB_BITS, Histogram, bucket_index
 
@@ -433,6 +433,15 @@ class VerifyPlugin:
             self.verifier.add_repeat(prefix, delivery.tail, delivery.received_ns or time.time_ns())
         else:
             self.verifier.add(delivery.message, delivery.received_ns or time.time_ns())
+
+    def process_raw(self, raw: bytes, received_ns: int) -> None:
+        """`process` for a well-formed message given as its bytes (see `Router.route_raw`): one
+        without a ``flood_run`` field is counted as a non-flood message without decoding it (no
+        field can have that name unless its bytes are in the message); the rest are decoded."""
+        if b"flood_run" in raw:
+            self.verifier.add(decode_message(raw), received_ns or time.time_ns())
+        else:
+            self.verifier.other += 1
 
     def process_repeats(self, prefix: MessagePrefix, tails: list[Any], received_ns: int) -> None:
         """Consecutive messages that are `prefix.message` plus its trailing integer fields with

@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from ..errors import ConfigError, DecodeError, HekaError
 from ..framing import DROP_UNDECODABLE, HEADER_FRAMING_SIZE, RUN, RecordRun, Span
-from ..message import MessagePrefix, TailMemo, decode_message
+from ..message import MessagePrefix, TailMemo, decode_message, well_formed
 from .config import ServeConfig
 from .listeners import Listener
 from .outputs import OutputPlugin
@@ -110,6 +110,8 @@ class ServeDaemon:
         self.started_ns = time.time_ns()
         try:
             await self._start_plugins()
+            if self.router.takes_raw:
+                well_formed(b"")  # builds its protobuf class now, not while the first client waits
             for lc in self.config.listeners:
                 lst = Listener(lc, self._accept_spans, signers=self.config.signers,
                                max_message_size=self.config.max_message_size, log=self.log)
@@ -267,14 +269,19 @@ class ServeDaemon:
         well-formed without decoding it. When every plugin takes such messages in batches
         (`Router.takes_repeats`: `heka serve --verify`), they go to the router in `route_repeats`
         calls; otherwise each is routed as a `LazyDelivery`, decoded only if a plugin reads its
-        `message`. Everything else is decoded here; undecodable messages are dropped and counted."""
+        `message`. Everything else is decoded here, unless every plugin takes undecoded bytes
+        (`Router.takes_raw`): then it is only checked (`well_formed`) and routed as bytes, decoded
+        when the memo wants to learn from it. Undecodable messages are dropped and counted."""
         received_ns = time.time_ns()
         count = self.config.count
         url = listener.url
         stats = listener.stats
         router = self.router
         route = router.route
+        route_raw = router.route_raw
         match = memo.match
+        due = memo.due
+        may_learn = memo.may_learn
         skip = HEADER_FRAMING_SIZE
         batch = router.takes_repeats
         tails: list[Any] = []  # hits not routed yet (batch mode), their spans and prefix
@@ -303,13 +310,14 @@ class ServeDaemon:
                         self.request_stop(f"--count {count} reached")
                     continue
                 start = i + hlen + skip
-                tail = match(buf, start, end)
+                # (nothing learned yet, or nothing learnable: no match and no rebase, skip the calls)
+                tail = match(buf, start, end) if memo.prefix is not None else None
                 if tail is None:
                     if tails:  # the hits end here: route them first, so every plugin sees stream order
                         self._route_hits(buf, hits, tails, hits_prefix, url, received_ns, stats)
                         tails, hits = [], []
                         batch = router.takes_repeats  # a plugin may have been added meanwhile
-                    if memo.rebase(buf, start, end):  # the prefix with a new timestamp: no decode
+                    if memo.prefix is not None and memo.rebase(buf, start, end):  # a new timestamp only
                         tail = match(buf, start, end)
                 if tail is not None:
                     if batch:
@@ -325,12 +333,28 @@ class ServeDaemon:
                                                       memo.prefix, tail)  # type: ignore[arg-type]
                 else:
                     raw = buf[start:end]
-                    try:
-                        msg = decode_message(raw)
-                    except DecodeError:
-                        stats.dropped[DROP_UNDECODABLE] += 1
-                        continue
-                    memo.learn(raw, msg)
+                    if router.takes_raw:  # no plugin needs the message decoded: check it, pass the bytes
+                        if not well_formed(raw):
+                            stats.dropped[DROP_UNDECODABLE] += 1
+                            continue
+                        # Decoded only when the memo would learn from it (now and then while nothing
+                        # repeats, and only when it ends in a one-value integer field).
+                        if not due() or not may_learn(raw):
+                            accepted += 1
+                            stats.accepted += 1
+                            route_raw(raw, received_ns)
+                            if count is not None and accepted >= count:
+                                self.request_stop(f"--count {count} reached")
+                            continue
+                        msg = decode_message(raw)  # well-formed: cannot fail
+                        memo.learn_due(raw, msg)
+                    else:
+                        try:
+                            msg = decode_message(raw)
+                        except DecodeError:
+                            stats.dropped[DROP_UNDECODABLE] += 1
+                            continue
+                        memo.learn(raw, msg)
                     delivery = Delivery(msg, raw, signer, url, 0, received_ns)
                 accepted += 1
                 stats.accepted += 1

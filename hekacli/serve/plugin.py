@@ -119,6 +119,11 @@ class Plugin(Protocol):
     # message is ``prefix.message`` (a `hekacli.message.MessagePrefix`) plus its trailing integer
     # field(s) with one of `tails`, except that the Timestamp may differ (see Router.route_repeats).
     #
+    # Optional: ``process_raw(raw, received_ns)``. When every plugin has it and none has a matcher or
+    # signer (`Router.takes_raw`: `heka serve --verify`), messages that are not repeats reach the
+    # plugins as their bytes only, checked well-formed (`hekacli.message.well_formed`) but not decoded:
+    # the plugin decodes them if it needs to (see Router.route_raw).
+    #
     # Optional (not part of the Protocol check): ``failed() -> bool``. When a plugin has it and it
     # returns True after the daemon stopped (a flood verification found losses, say), `heka serve`
     # exits 1 and names the plugin in its summary.

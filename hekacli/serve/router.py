@@ -44,6 +44,8 @@ class _Route:
     errors: int = 0
     # The plugin's optional `process_repeats`, when it takes every message (no matcher, no signer).
     repeats: Callable[[MessagePrefix, list[Any], int], None] | None = None
+    # The plugin's optional `process_raw`, when it takes every message (no matcher, no signer).
+    raw: Callable[[bytes, int], None] | None = None
 
 
 @dataclass
@@ -63,6 +65,7 @@ class Router:
         self._routes: list[_Route] = []
         self._snapshot: tuple[_Route, ...] = ()  # what `route` iterates; rebuilt on add/remove only
         self.takes_repeats = True  # every route takes `route_repeats` batches whole (see there)
+        self.takes_raw = False  # there are routes and every one takes `route_raw` (see there)
         self._log = log or (lambda text: sys.stderr.write(f"heka serve: {text}\n"))
         self.stats = RouterStats()
         self.plugin_errors: Counter[str] = Counter()
@@ -95,12 +98,16 @@ class Router:
         repeats = getattr(plugin, "process_repeats", None)
         if match is None and route.signer is None and callable(repeats):
             route.repeats = repeats
+        raw = getattr(plugin, "process_raw", None)
+        if match is None and route.signer is None and callable(raw):
+            route.raw = raw
         self._routes.append(route)
         self._changed()
 
     def _changed(self) -> None:
         self._snapshot = tuple(self._routes)
         self.takes_repeats = all(r.repeats is not None for r in self._routes)
+        self.takes_raw = bool(self._routes) and all(r.raw is not None for r in self._routes)
 
     def remove_plugin(self, name: str) -> Plugin | None:
         """Stop routing to the named plugin and return it (stopping it is the caller's job)."""
@@ -152,6 +159,19 @@ class Router:
                     continue
                 r.matched += 1
                 r.plugin.process(delivery)
+            except Exception as exc:  # noqa: BLE001 - one plugin's bug must not stop the daemon
+                self._failed(r, exc)
+
+    def route_raw(self, raw: bytes, received_ns: int) -> None:
+        """Route one well-formed message given only as its bytes (`raw`, not decoded: see
+        `hekacli.message.well_formed`). Only for when `takes_raw`: every plugin has
+        ``process_raw(raw, received_ns)`` and neither matcher nor signer, so each gets the bytes and
+        decodes them only if it needs the message. Counts as `route` does."""
+        self.stats.routed += 1
+        for r in self._snapshot:
+            try:
+                r.matched += 1
+                r.raw(raw, received_ns)  # type: ignore[misc]
             except Exception as exc:  # noqa: BLE001 - one plugin's bug must not stop the daemon
                 self._failed(r, exc)
 
