@@ -39,7 +39,6 @@ from hekacli.errors import InputError
 from hekacli.message import Field, Message, ValueType
 
 from . import grammar as g
-from .splitplan import SplitPlan, build_plan
 
 HEADER_ORDER = ("Timestamp", "Type", "Logger", "Hostname", "Severity", "Pid", "Payload")
 HEADER_DTYPES: dict[str, pl.DataType] = {
@@ -51,8 +50,6 @@ HEADER_DTYPES: dict[str, pl.DataType] = {
     "Pid": pl.Int64(),
     "Payload": pl.String(),
 }
-# A line is "clean" when it has none of these; then the fast regex is equivalent to the full one.
-UNCLEAN = r"[\\\t\n\x0b\x0c\r]|  "
 _PARALLEL_MIN_ROWS = 50_000
 _CHUNK_ROWS = 250_000
 _CHUNK_BYTES = 16 << 20  # text per chunk when decoding a file
@@ -363,8 +360,6 @@ class PatternDecoder(Decoder):
         self.derived = derived or []
         self.constants = {"Type": message_type, **(constants or {})}
         self.rejects = None
-        self._plan: SplitPlan | None = None
-        self._plan_built = False
         self._assemble()
         self._build_plan()
 
@@ -720,60 +715,6 @@ class PatternDecoder(Decoder):
         self.rejects = pl.concat([r for _, r in results], how="vertical")
         return pl.concat([d for d, _ in results], how="vertical")
 
-    def _frame_chunk(
-        self, series: pl.Series, parallel: bool = True, columns: Collection[str] | None = None
-    ) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """(good rows, rejects) of one chunk of lines (only `columns` when given, see `frame`).
-
-        Lean path: one query cuts the clean lines with the split plan and converts every field; the
-        lines it cannot finish that way (unclean, the plan's checks fail, a value needs the per-value
-        conversion) go through `_frame_chunk_general`, and the two results are merged in line order.
-        """
-        plan = self._split_plan()
-        vectorised = all(o.py is None or o.vec is not None for _, o in self.outputs)
-        keep = self._kept_names(columns)
-        if plan is None or not vectorised or len(series) == 0:
-            df, rejects = self._frame_chunk_general(series, parallel)
-            return (df if keep is None else df.select([c for c in df.columns if c in keep])), rejects
-        line = pl.col("__line")
-        # clean lines only (three memchr-speed scans beat one regex with an alternation)
-        conds = [
-            pl.col("__ok"),
-            ~line.str.contains("\\", literal=True),
-            ~line.str.contains("  ", literal=True),
-            ~line.str.contains(r"[\t\n\x0b\x0c\r]"),
-        ]
-        exprs: list[pl.Expr] = [pl.col("__row")]
-        for k, (gnum, out) in enumerate(self.outputs):
-            src = pl.col(f"g{gnum}")
-            val = src if out.py is None else out.vec(src)  # type: ignore[misc]
-            if keep is None or out.name in keep:
-                exprs.append(val.cast(out.dtype, strict=False).alias(f"v{k}"))
-            if out.py is not None and not out.exact_vec:
-                # a value the vectorised form cannot convert decides whether the line is rejected
-                conds.append(src.is_null() | val.is_not_null())
-        lf = plan.cut(pl.LazyFrame({"__line": series}).with_row_index("__row"), "__line")
-        conv = lf.select(*exprs, pl.all_horizontal(conds).alias("__lean")).collect()
-        lean = conv.get_column("__lean")
-        out_df = self._finish_rows(conv.lazy().filter(pl.col("__lean")), keep)
-        if lean.all():
-            return out_df, _rejects_frame([], [], [])
-        rest = conv.get_column("__row").filter(~lean)
-        other, rejects = self._frame_chunk_general(series.gather(rest), parallel=False)
-        other = other.select(out_df.columns)
-        # map the subset's line numbers back to the chunk's
-        rejected_at = rejects.get_column("lineno") - 1
-        rejects = rejects.with_columns(lineno=rest.gather(rejected_at).cast(pl.Int64) + 1)
-        kept = pl.Series([True] * len(rest), dtype=pl.Boolean).scatter(rejected_at, False)
-        merged = pl.concat(
-            [
-                out_df.with_columns(conv.get_column("__row").filter(lean).alias("__row")),
-                other.with_columns(rest.filter(kept).alias("__row")),
-            ],
-            how="diagonal_relaxed",
-        )
-        return merged.sort("__row").drop("__row"), rejects
-
     def _kept_names(self, columns: Collection[str] | None) -> set[str] | None:
         """The record keys to compute for `columns` (None: all). A derived field needs fields we
         cannot name here, so asking for one computes everything."""
@@ -816,10 +757,12 @@ class PatternDecoder(Decoder):
         schema = {k: v for k, v in self.polars_schema().items() if k in out_df.columns}
         return out_df.cast(schema, strict=False) if out_df.width else out_df
 
-    def _frame_chunk_general(
-        self, series: pl.Series, parallel: bool = True
+    def _frame_chunk(
+        self, series: pl.Series, parallel: bool = True, columns: Collection[str] | None = None
     ) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """(good rows, rejects) of any lines: capture groups, vectorised conversion, per-value fallback."""
+        """(good rows, rejects) of one chunk of lines: capture groups, vectorised conversion, per-value
+        fallback. With `columns`, only the fields they need are converted (see `frame`)."""
+        keep = self._kept_names(columns)
         groups = self._groups(series, parallel)
         # One query converts every capture column (polars spreads the columns over the cores).
         exprs: list[pl.Expr] = [
@@ -829,6 +772,8 @@ class PatternDecoder(Decoder):
         fallbacks: list[tuple[int, int, Output]] = []
         for k, (gnum, out) in enumerate(self.outputs):
             src = pl.col(f"g{gnum}")
+            if keep is not None and out.name not in keep and (out.py is None or out.exact_vec):
+                continue  # not asked for, and its conversion can never reject the line
             if out.py is None:
                 val = src
             elif out.vec is not None:
@@ -857,7 +802,7 @@ class PatternDecoder(Decoder):
                         pl.when(errors & reasons.is_null()).then(msg).otherwise(reasons)
                     ).to_series()
                 )
-        out_df = self._finish_rows(conv.lazy().filter(pl.col("__ok")))
+        out_df = self._finish_rows(conv.lazy().filter(pl.col("__ok")), keep)
         bad = ~conv["__ok"]
         bad_rows = conv["__row"].filter(bad)
         bad_lines = series.gather(bad_rows) if len(bad_rows) else pl.Series([], dtype=pl.String)
@@ -872,37 +817,6 @@ class PatternDecoder(Decoder):
             }
         )
         return out_df, rejects
-
-    def _split_plan(self) -> SplitPlan | None:
-        """The separator-cutting plan for clean lines (built once), or None when the format has none."""
-        if self._plan_built:
-            return self._plan
-        self._plan_built = True
-        if self._fast is not None:
-            bodies = {i: self._resolve_string(i)[1] for i, p in enumerate(self.pieces) if p.kind == "string"}
-            validators = {n: rx for n, rx, _ in self._validators}
-            self._plan = build_plan(self.pieces, self._piece_groups, bodies, self.ngroups, validators)
-        return self._plan
-
-    def _extract_clean(self, lines: pl.Series, parallel: bool = True) -> pl.DataFrame:
-        """Capture columns and ``__valid`` of clean lines: cut at the separators where the format
-        allows it (`splitplan`), the fast regex for the lines the cut cannot vouch for."""
-        plan = self._split_plan()
-        if plan is None or len(lines) == 0:
-            return self._extract(lines, self.fast_pattern, parallel).with_columns(self._validity(None))
-        df = plan.extract(lines)
-        ok = df.get_column("__ok")
-        df = df.drop("__ok")
-        if ok.all():
-            return df.with_columns(pl.lit(True).alias("__valid"))
-        bad = (~ok).arg_true()
-        redo = self._extract(lines.gather(bad), self.fast_pattern, parallel=False).with_columns(
-            self._validity(None)
-        )
-        valid = pl.Series("__valid", [True] * len(lines), dtype=pl.Boolean).scatter(bad, redo["__valid"])
-        return df.with_columns(
-            [df.get_column(c).scatter(bad, redo.get_column(c)) for c in df.columns]
-        ).with_columns(valid)
 
     def _groups(self, series: pl.Series, parallel: bool = True) -> pl.DataFrame:
         """Capture columns g0..gN, ``__valid`` and ``__row`` (original position) for every line."""
@@ -921,8 +835,9 @@ class PatternDecoder(Decoder):
             | series.str.contains(r"[\t\n\x0b\x0c\r]")
         ).fill_null(True)
         if not unclean.any():
-            return self._extract_clean(series, parallel).with_columns(idx)
-        clean = self._extract_clean(series.filter(~unclean), parallel).with_columns(idx.filter(~unclean))
+            return self._extract(series, self.fast_pattern, parallel).with_columns(self._validity(None), idx)
+        clean = self._extract(series.filter(~unclean), self.fast_pattern, parallel)
+        clean = clean.with_columns(self._validity(None), idx.filter(~unclean))
         dirty = self._extract(series.filter(unclean), self.full_pattern, parallel)
         dirty = dirty.with_columns(pl.lit(True).alias("__valid"), idx.filter(unclean))
         return pl.concat([clean, dirty], how="vertical").sort("__row")
