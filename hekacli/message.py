@@ -1034,6 +1034,26 @@ def _varint_exact(data: bytes, pos: int, n: int) -> int | None:
     return _as_int64(v) if v >> 63 else v
 
 
+def _last_varint(data: bytes, end: int, nb: int) -> int | None:
+    """The int64 value when the `nb` bytes before `end` are exactly one varint, else None (short ones
+    unrolled: on the hot path of repeated messages big-int tricks cost more)."""
+    if nb == 1:
+        v = data[end - 1]
+        return v if v < 0x80 else None
+    if nb == 2:
+        b0 = data[end - 2]
+        v = data[end - 1]
+        return None if b0 < 0x80 or v >= 0x80 else (b0 & 0x7F) | (v << 7)
+    if nb == 3:
+        b0 = data[end - 3]
+        b1 = data[end - 2]
+        v = data[end - 1]
+        if b0 < 0x80 or b1 < 0x80 or v >= 0x80:
+            return None
+        return (b0 & 0x7F) | ((b1 & 0x7F) << 7) | (v << 14)
+    return _varint_exact(data, end - nb, nb)
+
+
 class TailMemo:
     """Recognises messages that repeat the last learned one up to one or two trailing one-value
     integer fields (see the comment above): flood repeats one message with a new sequence number,
@@ -1093,28 +1113,9 @@ class TailMemo:
         full = self._full[nb]
         if full is None or not data.startswith(full, start):
             return None
-        # The value: exactly one varint of nb bytes (short ones unrolled: big-int tricks cost more).
-        if nb == 1:
-            v = data[end - 1]
-            if v >= 0x80:
-                return None
-        elif nb == 2:
-            b0 = data[end - 2]
-            v = data[end - 1]
-            if b0 < 0x80 or v >= 0x80:
-                return None
-            v = (b0 & 0x7F) | (v << 7)
-        elif nb == 3:
-            b0 = data[end - 3]
-            b1 = data[end - 2]
-            v = data[end - 1]
-            if b0 < 0x80 or b1 < 0x80 or v >= 0x80:
-                return None
-            v = (b0 & 0x7F) | ((b1 & 0x7F) << 7) | (v << 14)
-        else:
-            v = _varint_exact(data, end - nb, nb)  # type: ignore[assignment]
-            if v is None:
-                return None
+        v = _last_varint(data, end, nb)
+        if v is None:
+            return None
         self.hits += 1
         return v
 
@@ -1146,27 +1147,9 @@ class TailMemo:
         ln = len(h2) + 1 + nb
         if not 0 < nb < 11 or ln >= 0x80 or data[t + 1] != ln or q + 1 + nb != end:
             return None
-        if nb == 1:
-            v2 = data[end - 1]
-            if v2 >= 0x80:
-                return None
-        elif nb == 2:
-            b0 = data[end - 2]
-            v2 = data[end - 1]
-            if b0 < 0x80 or v2 >= 0x80:
-                return None
-            v2 = (b0 & 0x7F) | (v2 << 7)
-        elif nb == 3:
-            b0 = data[end - 3]
-            b1 = data[end - 2]
-            v2 = data[end - 1]
-            if b0 < 0x80 or b1 < 0x80 or v2 >= 0x80:
-                return None
-            v2 = (b0 & 0x7F) | ((b1 & 0x7F) << 7) | (v2 << 14)
-        else:
-            v2 = _varint_exact(data, end - nb, nb)  # type: ignore[assignment]
-            if v2 is None:
-                return None
+        v2 = _last_varint(data, end, nb)
+        if v2 is None:
+            return None
         self.hits += 1
         return v1, v2
 
