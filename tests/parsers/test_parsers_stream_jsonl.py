@@ -189,16 +189,17 @@ def test_workers_write_an_output_file_in_order(mixed, tmp_path):
 def test_workers_and_parent_share_the_writing_in_order(mixed, tmp_path, monkeypatch, wait):
     # wait 0: a worker whose turn has not come hands its bytes to the parent at once (the path taken
     # when the other worker is held up); wait 5: the workers write nearly everything themselves
-    from hekacli.commands import decode as cmd
+    from hekacli.commands.decode import Rejects
+    from hekacli.parsers import streaming
 
     path, _, want_out, want_rejects = mixed
-    monkeypatch.setattr(cmd, "TURN_WAIT", wait)
+    monkeypatch.setattr(streaming, "TURN_WAIT", wait)
     monkeypatch.setenv("HEKA_DECODE_JOBS", "3")
     out_path = tmp_path / "out.jsonl"
-    rej = cmd.Rejects(str(tmp_path / "rejects.jsonl"))
+    rej = Rejects(str(tmp_path / "rejects.jsonl"))
     with open(out_path, "w", encoding="utf-8") as out:
         out.write("before\n")
-        decoded = cmd._stream_jsonl(build_decoder("nginx"), [str(path), str(path)], out, rej, False)
+        decoded = streaming.stream_jsonl(build_decoder("nginx"), [str(path), str(path)], out, rej.add)
         out.write("after\n")
     rej.close()
     assert out_path.read_bytes() == b"before\n" + want_out * 2 + b"after\n"
