@@ -680,14 +680,7 @@ class PatternDecoder(Decoder):
             df, rej = self._frame_chunk(_as_series(series), parallel=False)
             return df, rej, len(series)
 
-        with ThreadPoolExecutor(2) as ex:
-            results = list(ex.map(one, range(len(starts) - 1)))
-        rejects, first = [], 0
-        for _, rej, n in results:
-            rejects.append(rej.with_columns(pl.col("lineno") + first))
-            first += n
-        self.rejects = pl.concat(rejects, how="vertical")
-        return pl.concat([d for d, _, _ in results], how="vertical")
+        return self._join_chunks(one, len(starts) - 1)
 
     def frame(self, lines: Iterable[str] | pl.Series, columns: Collection[str] | None = None) -> pl.DataFrame:
         """Bulk decode: good rows as a DataFrame (columns as `decode` records); rejects in `.rejects`.
@@ -702,18 +695,28 @@ class PatternDecoder(Decoder):
         if len(raw) <= _CHUNK_ROWS:
             df, self.rejects = self._frame_chunk(_as_series(raw), columns=columns)
             return df
-        starts = list(range(0, len(raw), _CHUNK_ROWS))
 
-        def one(start: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-            df, rej = self._frame_chunk(_as_series(raw.slice(start, _CHUNK_ROWS)), False, columns)
-            return df, rej.with_columns(pl.col("lineno") + start)
+        def one(i: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+            chunk = raw.slice(i * _CHUNK_ROWS, _CHUNK_ROWS)
+            df, rej = self._frame_chunk(_as_series(chunk), False, columns)
+            return df, rej, len(chunk)
 
-        # Two chunks at a time: while one waits in a polars kernel the other runs (polars releases
-        # the GIL); results are reassembled in input order.
+        return self._join_chunks(one, -(-len(raw) // _CHUNK_ROWS))
+
+    def _join_chunks(
+        self, decode: Callable[[int], tuple[pl.DataFrame, pl.DataFrame, int]], n: int
+    ) -> pl.DataFrame:
+        """`decode(i)` for chunks 0..n-1 -> (rows, rejects, lines in the chunk), two at a time (while one
+        waits in a polars kernel the other runs: polars releases the GIL); the rows joined in input
+        order, the rejects in `.rejects` with line numbers counted from the first chunk."""
         with ThreadPoolExecutor(2) as ex:
-            results = list(ex.map(one, starts))
-        self.rejects = pl.concat([r for _, r in results], how="vertical")
-        return pl.concat([d for d, _ in results], how="vertical")
+            results = list(ex.map(decode, range(n)))
+        rejects, first = [], 0
+        for _, rej, lines in results:
+            rejects.append(rej.with_columns(pl.col("lineno") + first))
+            first += lines
+        self.rejects = pl.concat(rejects, how="vertical")
+        return pl.concat([d for d, _, _ in results], how="vertical")
 
     def _kept_names(self, columns: Collection[str] | None) -> set[str] | None:
         """The record keys to compute for `columns` (None: all). A derived field needs fields we

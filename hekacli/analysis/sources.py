@@ -292,6 +292,8 @@ def _decode_chunks(
     the rejects of its last `frame` call on itself, so every thread builds its own from `spec`; at
     most `workers` + 1 chunks are held at once, which bounds the memory.
     """
+    from hekacli.parsers.core import lines_series_from_bytes
+
     workers = DECODE_THREADS if workers is None else workers
     local = threading.local()
 
@@ -299,8 +301,6 @@ def _decode_chunks(
         decoder = getattr(local, "decoder", None)
         if decoder is None:
             decoder = local.decoder = build_decoder(*spec)
-        from hekacli.parsers.core import lines_series_from_bytes
-
         lines = lines_series_from_bytes(data)
         all_fields = getattr(decoder, "columns", None)
         if all_fields is not None and columns is not None:
