@@ -60,6 +60,13 @@ PATTERN = typer.Option(None, "--pattern", help="Regular expression with named gr
 NO_CACHE = typer.Option(
     False, "--no-cache", help="Decode raw logs again instead of using (and filling) the decoded-log cache."
 )
+OUTPUT_FORMAT = typer.Option(
+    None,
+    "--format",
+    "-f",
+    help="table, jsonl, json, csv, tsv or parquet (default: table on a terminal, jsonl when piped).",
+)
+OUTPUT_FILE = typer.Option(None, "--output", "-o", help="Write to this file (needed for parquet).")
 WHERE = typer.Option(
     None,
     "--where",
@@ -253,15 +260,8 @@ def register(app: typer.Typer) -> None:
             help="Sort by an output column; -COL or COL:desc for "
             "descending. Default: first metric descending (time with --every).",
         ),
-        fmt: str | None = typer.Option(
-            None,
-            "--format",
-            "-f",
-            help="table, jsonl, json, csv, tsv or parquet (default: table on a terminal, jsonl when piped).",
-        ),
-        output: str | None = typer.Option(
-            None, "--output", "-o", help="Write to this file (needed for parquet)."
-        ),
+        fmt: str | None = OUTPUT_FORMAT,
+        output: str | None = OUTPUT_FILE,
         input_format: str = INPUT_FORMAT,
         nginx: bool = NGINX,
         log_format: str | None = LOG_FORMAT,

@@ -15,6 +15,8 @@ from .agg import (
     NGINX,
     NGINX_CONF,
     NO_CACHE,
+    OUTPUT_FILE,
+    OUTPUT_FORMAT,
     PATTERN,
     RSYSLOG,
     RSYSLOG_CONF,
@@ -42,15 +44,8 @@ def register(app: typer.Typer) -> None:
         ),
         files: list[str] = FILES_ARG,
         where: str | None = WHERE,
-        fmt: str | None = typer.Option(
-            None,
-            "--format",
-            "-f",
-            help="table, jsonl, json, csv, tsv or parquet (default: table on a terminal, jsonl when piped).",
-        ),
-        output: str | None = typer.Option(
-            None, "--output", "-o", help="Write to this file (needed for parquet)."
-        ),
+        fmt: str | None = OUTPUT_FORMAT,
+        output: str | None = OUTPUT_FILE,
         input_format: str = INPUT_FORMAT,
         nginx: bool = NGINX,
         log_format: str | None = LOG_FORMAT,
