@@ -151,16 +151,7 @@ class Router:
         self.stats.routed += 1
         # A snapshot: plugins added or removed by a process() call take effect from the next delivery.
         for r in self._snapshot:
-            try:
-                if r.signer is not None and delivery.signer != r.signer:
-                    continue
-                # `message` only when a matcher needs it: a LazyDelivery decodes on first access.
-                if r.match is not None and not r.match(delivery.message):
-                    continue
-                r.matched += 1
-                r.plugin.process(delivery)
-            except Exception as exc:  # noqa: BLE001 - one plugin's bug must not stop the daemon
-                self._failed(r, exc)
+            self._offer(r, delivery)
 
     def route_raw(self, raw: bytes, received_ns: int) -> None:
         """Route one well-formed message given only as its bytes (`raw`, not decoded: see
@@ -193,7 +184,8 @@ class Router:
             if repeats is None:
                 if made is None:
                     made = deliveries()
-                self._route_one(r, made)
+                for delivery in made:
+                    self._offer(r, delivery)
                 continue
             try:
                 r.matched += n
@@ -201,18 +193,18 @@ class Router:
             except Exception as exc:  # noqa: BLE001 - one plugin's bug must not stop the daemon
                 self._failed(r, exc)
 
-    def _route_one(self, r: _Route, deliveries: list[Delivery]) -> None:
-        """`route` for one plugin and several deliveries."""
-        for delivery in deliveries:
-            try:
-                if r.signer is not None and delivery.signer != r.signer:
-                    continue
-                if r.match is not None and not r.match(delivery.message):
-                    continue
-                r.matched += 1
-                r.plugin.process(delivery)
-            except Exception as exc:  # noqa: BLE001 - one plugin's bug must not stop the daemon
-                self._failed(r, exc)
+    def _offer(self, r: _Route, delivery: Delivery) -> None:
+        """Hand `delivery` to one plugin when its signer and matcher take it."""
+        try:
+            if r.signer is not None and delivery.signer != r.signer:
+                return
+            # `message` only when a matcher needs it: a LazyDelivery decodes on first access.
+            if r.match is not None and not r.match(delivery.message):
+                return
+            r.matched += 1
+            r.plugin.process(delivery)
+        except Exception as exc:  # noqa: BLE001 - one plugin's bug must not stop the daemon
+            self._failed(r, exc)
 
     def _failed(self, r: _Route, exc: Exception) -> None:
         r.errors += 1
