@@ -24,6 +24,7 @@ rewrites match exactly the same text (argued piece by piece in `_assemble`).
 
 from __future__ import annotations
 
+import copy
 import gzip
 import io
 import re
@@ -39,6 +40,7 @@ from hekacli.errors import InputError
 from hekacli.message import Field, Message, ValueType
 
 from . import grammar as g
+from . import linescan
 
 HEADER_ORDER = ("Timestamp", "Type", "Logger", "Hostname", "Severity", "Pid", "Payload")
 HEADER_DTYPES: dict[str, pl.DataType] = {
@@ -68,6 +70,7 @@ class Output:
     vec: Callable[[pl.Expr], pl.Expr] | None = None  # vectorised py; null where it cannot convert
     exact_vec: bool = False  # vec never needs the per-value fallback
     guard: str | None = None  # py is the identity on texts that do not contain this substring
+    native: str = ""  # a conversion the line scanner computes itself (`linescan.CONVERSIONS`)
 
 
 @dataclass
@@ -105,7 +108,7 @@ def int_output(name: str, rep: str = "") -> Output:
     def vec(s: pl.Expr) -> pl.Expr:
         return s.cast(pl.Int64, strict=False)
 
-    return Output(name, py=int, dtype=pl.Int64(), vtype=ValueType.DOUBLE, rep=rep, vec=vec)
+    return Output(name, py=int, dtype=pl.Int64(), vtype=ValueType.DOUBLE, rep=rep, vec=vec, native="int")
 
 
 def float_output(name: str, rep: str = "") -> Output:
@@ -118,12 +121,13 @@ def float_output(name: str, rep: str = "") -> Output:
 def time_output(
     name: str, py: Callable[[str], int], vec: Callable[[pl.Expr], pl.Expr] | None = None
 ) -> Output:
-    from .times import check_ns
+    from .times import check_ns, clf_to_ns
 
     def checked(text: str) -> int:
         return check_ns(py(text))
 
-    return Output(name, py=checked, dtype=pl.Int64(), vtype=ValueType.INTEGER, vec=vec)
+    native = "clf" if py is clf_to_ns else ""
+    return Output(name, py=checked, dtype=pl.Int64(), vtype=ValueType.INTEGER, vec=vec, native=native)
 
 
 @dataclass
@@ -137,6 +141,11 @@ class Derived:
     frame: Callable[[Any], Any]  # (Lazy)DataFrame -> the same with the derived columns
     lazy: bool = True  # `frame` only adds expressions, so it also takes a LazyFrame
     inline: tuple[list[str], dict[str, Any]] | None = None  # same as `py`, as code for the hot loop
+    # the line scanner computes it (`linescan.CONVERSIONS`) from the field `source`; `names` are
+    # then some of the conversion's columns, `parts` their positions among them
+    native: str = ""
+    source: str = ""
+    parts: tuple[int, ...] = ()
 
 
 class Decoder:
@@ -389,6 +398,7 @@ class PatternDecoder(Decoder):
         fast: list[str] = ["^(?P<g0>)"]
         self._validators: list[tuple[int, str]] = []  # (group number, anchored regex) on clean lines
         self._piece_groups: list[list[int]] = []
+        self._fast_pieces: list[tuple[str, list[int]]] = []  # (fast regex, group numbers) per piece
         counter = 1
         for i, p in enumerate(self.pieces):
             if p.kind == "string":
@@ -413,6 +423,7 @@ class PatternDecoder(Decoder):
                 groups.append(counter)
                 counter += 1
             self._piece_groups.append(groups)
+            self._fast_pieces.append((rq, groups))
             full.append(_number_groups(rf, groups))
             fast.append(_number_groups(rq, groups))
         self.ngroups = counter
@@ -466,6 +477,33 @@ class PatternDecoder(Decoder):
         for k in self.constants:
             self._dtypes[k] = HEADER_DTYPES.get(k, pl.String())
         self._decode_groups = self._codegen()
+        self._compile_scan()
+
+    def _compile_scan(self) -> None:
+        """The line scanner's program (`linescan`), with the conversions it can do for us: an output
+        of its own group ("int", "clf"), and derived fields from a field that is the capture as is
+        on the lines the scanner takes (no backslash there, so an unescape changes nothing)."""
+        conversions: dict[int, str] = {}
+        by_group: dict[int, list[Output]] = {}
+        for gnum, out in self.outputs:
+            by_group.setdefault(gnum, []).append(out)
+        for gnum, outs in by_group.items():
+            if len(outs) == 1 and outs[0].native:
+                conversions[gnum] = outs[0].native
+        self._native_derived: list[tuple[Derived, int]] = []
+        for d in self.derived:
+            sources = [(g, o) for g, o in self.outputs if o.name == d.source]
+            if not d.native or len(sources) != 1:
+                continue
+            gnum, out = sources[0]
+            if len(by_group[gnum]) == 1 and (out.py is None or out.guard == "\\") and gnum not in conversions:
+                conversions[gnum] = d.native
+                self._native_derived.append((d, gnum))
+        self.scan_program = linescan.compile_program(
+            self._fast_pieces, {n: rx for n, rx, _ in self._validators}, conversions
+        )
+        if self.scan_program is None:
+            self._native_derived = []
 
     def _codegen(self) -> Callable[[tuple], dict[str, Any]]:
         """Generate the per-line record builder (straight-line code: the hot path)."""
@@ -485,7 +523,10 @@ class PatternDecoder(Decoder):
                 if out.py is None:
                     lines.append(f"        r[{col!r}] = s")
                 elif out.py is int:
-                    lines.append(f"        r[{col!r}] = int(s)")
+                    # a Heka integer is 64-bit: a bigger number cannot be decoded (both paths reject it)
+                    lines.append("        v = int(s)")
+                    lines.append("        if v >> 63 not in (0, -1): raise OverflowError(s)")
+                    lines.append(f"        r[{col!r}] = v")
                 elif out.guard is not None:
                     fname = f"f_{len(env)}"
                     env[fname] = out.py
@@ -672,11 +713,17 @@ class PatternDecoder(Decoder):
         while starts[-1] < len(data):
             end = data.find(b"\n", starts[-1] + _CHUNK_BYTES)
             starts.append(len(data) if end < 0 else end + 1)
-        if len(starts) <= 2:
+        if len(starts) <= 2 and (self.scan_program is None or not linescan.available()):
             return self.frame(lines_series_from_bytes(data))
 
         def one(i: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-            series = lines_series_from_bytes(data[starts[i] : starts[i + 1]])
+            chunk = data[starts[i] : starts[i + 1]]
+            if self.scan_program is not None and linescan.available():
+                # a copy of the decoder: `.rejects` is per call, and two threads call at once
+                twin = copy.copy(self)
+                df, lines = twin.frame_bytes(chunk)
+                return df, twin.rejects, lines
+            series = lines_series_from_bytes(chunk)
             df, rej = self._frame_chunk(_as_series(series), parallel=False)
             return df, rej, len(series)
 
@@ -744,10 +791,19 @@ class PatternDecoder(Decoder):
             else pl.col(cs[0]).alias(name)
             for name, cs in by_name.items()
         ]
+        # derived fields the line scanner computed (see `_convert`) come along
+        native = {id(d): g for d, g in self._native_derived}
+        has_native = keep is None and "__scanned" in good.collect_schema().names()
+        if has_native:
+            final += [pl.col(n) for g in native.values() for n in linescan.request_part_names(g)]
+            final.append(pl.col("__scanned"))
         out_lf = good.select(final) if final else good.select(pl.lit(0).alias("__n"))
         for d in self.derived if keep is None else ():
-            # expression-only steps join the same query; the others need the data in hand
-            out_lf = d.frame(out_lf) if d.lazy else d.frame(out_lf.collect()).lazy()
+            if has_native and id(d) in native:
+                out_lf = _scanned_parts(out_lf.collect(), d, native[id(d)]).lazy()
+            else:
+                # expression-only steps join the same query; the others need the data in hand
+                out_lf = d.frame(out_lf) if d.lazy else d.frame(out_lf.collect()).lazy()
         out_df = out_lf.collect()
         constants = {k: v for k, v in self.constants.items() if keep is None or k in keep}
         if constants:
@@ -760,25 +816,105 @@ class PatternDecoder(Decoder):
         schema = {k: v for k, v in self.polars_schema().items() if k in out_df.columns}
         return out_df.cast(schema, strict=False) if out_df.width else out_df
 
+    def frame_bytes(self, data: bytes, columns: Collection[str] | None = None) -> tuple[pl.DataFrame, int]:
+        """Bulk decode raw bytes of whole lines (as `frame` does their lines): (good rows, number of
+        lines); rejects in `.rejects`. The compiled line scanner cuts the lines when the format has a
+        scan program (see `linescan`), polars' regex engine otherwise."""
+        program = self.scan_program
+        if program is None or not linescan.available() or len(data) >= 1 << 31:
+            series = lines_series_from_bytes(data)
+            return self.frame(series, columns), len(series)
+        scanned = linescan.scan(data, program, self._scan_emit(self._kept_names(columns)))
+        valid = pl.lit(True)
+        for gnum, rx in program.validators:
+            valid = valid & pl.col(f"g{gnum}").str.contains(rx)
+        groups = scanned.groups.with_columns(
+            pl.lit("").alias("g0"), valid.alias("__valid"), pl.lit(True).alias("__scanned")
+        )
+        if scanned.declined:
+            texts = [data[a:b].decode("utf-8", "backslashreplace") for _, a, b in scanned.declined]
+            rows = pl.Series("__row", [row for row, _, _ in scanned.declined], dtype=pl.Int64)
+            rest = self._groups(_as_series(pl.Series("line", texts, dtype=pl.String)), parallel=False)
+            rest = rest.with_columns(rows, pl.lit(False).alias("__scanned"), *self._unscanned_conversions())
+            # the scanner's frame lacks the columns nobody asked for: null there (see `_scan_emit`)
+            groups = pl.concat([groups, rest], how="diagonal").sort("__row")
+
+        def lines_at(rows: pl.Series) -> pl.Series:
+            return _as_series(lines_series_from_bytes(data)).gather(rows)
+
+        df, self.rejects = self._convert(groups, lines_at, columns)
+        return df, scanned.n_lines
+
+    def _scan_emit(self, keep: set[str] | None) -> dict[int, int]:
+        """Which columns the scanner returns for the record keys `keep` (None: all): a field's
+        converted column when the scanner converts it, else its text; the text of fields that
+        polars still checks or converts (they may reject the line); a derived field's parts. The
+        scanner's own conversions cannot reject a line it takes (it declines it instead)."""
+        assert self.scan_program is not None
+        program = self.scan_program
+        emit: dict[int, int] = {}
+        for gnum, out in self.outputs:
+            converted = program.conversions.get(gnum) in ("int", "clf")
+            if keep is None or out.name in keep:
+                flag = linescan.CONVERTED if converted else linescan.VALUES
+            elif out.py is None or out.exact_vec or converted:
+                continue
+            else:
+                flag = linescan.VALUES
+            emit[gnum] = emit.get(gnum, 0) | flag
+        for gnum, _ in program.validators:
+            emit[gnum] = emit.get(gnum, 0) | linescan.VALUES
+        for _, gnum in self._native_derived if keep is None else ():
+            emit[gnum] = emit.get(gnum, 0) | linescan.CONVERTED
+        return emit
+
+    def _unscanned_conversions(self) -> list[pl.Expr]:
+        """For lines the scanner handed back: its conversion columns, computed the polars way (a
+        converted value as the output's `vec` gives it; derived parts null, `_finish_rows` fills them)."""
+        assert self.scan_program is not None
+        exprs: list[pl.Expr] = []
+        for gnum, conversion in self.scan_program.conversions.items():
+            if conversion == "request":
+                names = linescan.request_part_names(gnum)
+                exprs.extend(pl.lit(None, dtype=pl.String).alias(n) for n in names)
+                continue
+            out = next(o for g, o in self.outputs if g == gnum)
+            val = out.vec(pl.col(f"g{gnum}")) if out.vec is not None else pl.lit(None)
+            exprs.append(val.cast(out.dtype, strict=False).alias(linescan.converted_name(gnum)))
+        return exprs
+
     def _frame_chunk(
         self, series: pl.Series, parallel: bool = True, columns: Collection[str] | None = None
     ) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """(good rows, rejects) of one chunk of lines: capture groups, vectorised conversion, per-value
-        fallback. With `columns`, only the fields they need are converted (see `frame`)."""
+        """(good rows, rejects) of one chunk of lines (see `_convert`)."""
+        return self._convert(self._groups(series, parallel), series.gather, columns)
+
+    def _convert(
+        self,
+        groups: pl.DataFrame,
+        lines_at: Callable[[pl.Series], pl.Series],
+        columns: Collection[str] | None = None,
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(good rows, rejects) from capture columns (see `_groups`): vectorised conversion, per-value
+        fallback. `lines_at(rows)` gives the text of rejected lines. With `columns`, only the fields
+        they need are converted (see `frame`)."""
         keep = self._kept_names(columns)
-        groups = self._groups(series, parallel)
         # One query converts every capture column (polars spreads the columns over the cores).
         exprs: list[pl.Expr] = [
             pl.col("__row"),
             (pl.col("g0").is_not_null() & pl.col("__valid")).alias("__ok"),
         ]
         fallbacks: list[tuple[int, int, Output]] = []
+        present = set(groups.columns)
         for k, (gnum, out) in enumerate(self.outputs):
-            src = pl.col(f"g{gnum}")
+            # (a column the line scanner was not asked for has no value on any line: see `_scan_emit`)
+            src = pl.col(f"g{gnum}") if f"g{gnum}" in present else pl.lit(None, dtype=pl.String)
             if keep is not None and out.name not in keep and (out.py is None or out.exact_vec):
                 continue  # not asked for, and its conversion can never reject the line
             if out.py is None:
                 val = src
+            elif linescan.converted_name(gnum) in present:
+                val = pl.col(linescan.converted_name(gnum))  # converted by the scanner (or as `vec`)
             elif out.vec is not None:
                 val = out.vec(src)
             else:
@@ -787,6 +923,10 @@ class PatternDecoder(Decoder):
             if out.py is not None and not out.exact_vec:
                 exprs.append((src.is_not_null() & val.is_null()).alias(f"n{k}"))
                 fallbacks.append((k, gnum, out))
+        if keep is None and "__scanned" in present:
+            for _, gnum in self._native_derived:
+                exprs.extend(pl.col(n) for n in linescan.request_part_names(gnum))
+            exprs.append(pl.col("__scanned"))
         conv = groups.lazy().select(exprs).collect()
         reasons: pl.Series | None = None
         for k, gnum, out in fallbacks:
@@ -808,7 +948,7 @@ class PatternDecoder(Decoder):
         out_df = self._finish_rows(conv.lazy().filter(pl.col("__ok")), keep)
         bad = ~conv["__ok"]
         bad_rows = conv["__row"].filter(bad)
-        bad_lines = series.gather(bad_rows) if len(bad_rows) else pl.Series([], dtype=pl.String)
+        bad_lines = lines_at(bad_rows) if len(bad_rows) else pl.Series([], dtype=pl.String)
         bad_reasons = (
             reasons.filter(bad) if reasons is not None else pl.Series([None] * len(bad_rows), dtype=pl.String)
         )
@@ -846,6 +986,20 @@ class PatternDecoder(Decoder):
         return pl.concat([clean, dirty], how="vertical").sort("__row")
 
 
+def _scanned_parts(df: pl.DataFrame, d: Derived, group: int) -> pl.DataFrame:
+    """`d`'s fields: the parts the line scanner split off capture `group`, and `d.frame` on the rows
+    it did not scan."""
+    names = linescan.request_part_names(group)
+    parts = {n: df[names[k]].clone() for n, k in zip(d.names, d.parts, strict=True)}
+    unscanned = ~df["__scanned"]
+    if unscanned.any():
+        rows = unscanned.arg_true()
+        computed = d.frame(df.filter(unscanned))
+        for n, part in parts.items():
+            part.scatter(rows, computed[n])
+    return df.with_columns([part.alias(n) for n, part in parts.items()])
+
+
 def _fallback(s: pl.Series, need: pl.Series, out: Output) -> tuple[pl.Series, pl.Series | None]:
     """`out.py` on the rows the vectorised form could not convert (each distinct text once).
 
@@ -858,6 +1012,8 @@ def _fallback(s: pl.Series, need: pl.Series, out: Output) -> tuple[pl.Series, pl
     for k in keys:
         try:
             val = out.py(k)  # type: ignore[misc]
+            if out.py is int and val >> 63 not in (0, -1):
+                raise OverflowError(k)  # as `decode`: a Heka integer is 64-bit
         except (ValueError, KeyError, OverflowError, IndexError):
             bad_k.append(k)
             continue

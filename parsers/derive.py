@@ -101,6 +101,9 @@ def request_split(present: Collection[str]) -> Derived | None:
         py,
         frame,
         inline=(code, env),
+        native="request",
+        source="request",
+        parts=tuple(index[n] for n in wanted),
     )
 
 

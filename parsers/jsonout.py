@@ -518,6 +518,7 @@ def _emit_output(
     if out.py is int:
         value = f"int({g})" if always else f"None if {g} is None else int({g})"
         body.append(f"    {p} = {c} = {value}" if not single else f"    {c} = {value}")
+        body.append(f"    if {c} is not None and {c} >> 63 not in (0, -1): raise _Fallback")  # beyond 64 bits
         if not single:
             body.append(f"    if {c} is not None: {c} = int.__repr__({c})")
             return "json"

@@ -301,16 +301,17 @@ def _decode_chunks(
         decoder = getattr(local, "decoder", None)
         if decoder is None:
             decoder = local.decoder = build_decoder(*spec)
-        lines = lines_series_from_bytes(data)
         all_fields = getattr(decoder, "columns", None)
-        if all_fields is not None and columns is not None:
-            # a compiled-format decoder converts only the fields the query reads
-            df = decoder.frame(lines, columns=_wanted_fields(all_fields, columns))
+        if all_fields is not None:
+            # a compiled-format decoder takes the raw bytes, and converts only the fields the query reads
+            wanted = _wanted_fields(all_fields, columns) if columns is not None else None
+            df, n_lines = decoder.frame_bytes(data, columns=wanted)
         else:
-            df = decoder.frame(lines)
+            lines = lines_series_from_bytes(data)
+            df, n_lines = decoder.frame(lines), len(lines)
             all_fields = df.columns
         count, first = _decoder_rejects(decoder)
-        return _keep_columns(df, columns), list(all_fields), count, first, len(lines)
+        return _keep_columns(df, columns), list(all_fields), count, first, n_lines
 
     if workers <= 1:
         for data, consumed in chunks:
