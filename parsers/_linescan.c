@@ -225,6 +225,7 @@ typedef struct {
     int is_run;
     const char *text; /* lit */
     Py_ssize_t text_len;
+    uint64_t lit_word, lit_mask; /* lit of up to 8 bytes: its bytes, and which bytes of a word */
     unsigned char table[256]; /* run */
     int stop;                 /* run: the one byte that ends it on a clean line, -1 none, -2 several */
     Py_ssize_t min_len;
@@ -266,6 +267,13 @@ static int parse_program(PyObject *ops, Step **out, Py_ssize_t *n_steps, Py_ssiz
         if (strcmp(kind, "lit") == 0) {
             steps[i].text = text;
             steps[i].text_len = text_len;
+            if (text_len <= 8) {
+                unsigned char word[8] = {0}, mask[8] = {0};
+                memcpy(word, text, (size_t)text_len);
+                memset(mask, 0xff, (size_t)text_len);
+                memcpy(&steps[i].lit_word, word, 8);
+                memcpy(&steps[i].lit_mask, mask, 8);
+            }
         } else if (strcmp(kind, "run") == 0 && text_len == 256 && column >= 0 && column < n_columns &&
                    conv >= CONV_NONE && conv <= CONV_REQUEST && check >= CHECK_NONE && check < CHECK_LAST) {
             steps[i].is_run = 1;
@@ -301,6 +309,16 @@ bad:
 static const char MONTHS[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
+/* 0-11 for "Jan".."Dec" (exact case), else -1 */
+static inline int month_index(const unsigned char *t) {
+    uint32_t key = (uint32_t)t[0] << 16 | (uint32_t)t[1] << 8 | t[2];
+    for (int m = 0; m < 12; m++) {
+        const unsigned char *name = (const unsigned char *)MONTHS[m];
+        if (key == ((uint32_t)name[0] << 16 | (uint32_t)name[1] << 8 | name[2])) return m;
+    }
+    return -1;
+}
+
 static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
 static inline int is_hex(unsigned char c) {
@@ -325,9 +343,7 @@ static int check_clf(const unsigned char *t, Py_ssize_t n) {
     if (n != 26 || t[2] != '/' || t[6] != '/' || t[11] != ':' || t[14] != ':' || t[17] != ':' || t[20] != ' ' ||
         (t[21] != '+' && t[21] != '-'))
         return 0;
-    int m = 0;
-    while (m < 12 && memcmp(t + 3, MONTHS[m], 3) != 0) m++;
-    return m < 12 && in_range(t, 1, 31) && all_digits(t + 7, 4) && in_range(t + 12, 0, 23) &&
+    return month_index(t + 3) >= 0 && in_range(t, 1, 31) && all_digits(t + 7, 4) && in_range(t + 12, 0, 23) &&
            in_range(t + 15, 0, 59) && in_range(t + 18, 0, 60) && in_range(t + 22, 0, 23) && in_range(t + 24, 0, 59);
 }
 
@@ -408,6 +424,9 @@ static int check_host(const unsigned char *t, Py_ssize_t n) {
     return name || is_ipv6(t, n);
 }
 
+/* The length of every value a check takes, when there is only one (else 0). */
+static const Py_ssize_t FIXED_LENGTH[CHECK_LAST] = {[CHECK_DIGITS3] = 3, [CHECK_CLF] = 26};
+
 static int check_value(int check, const unsigned char *t, Py_ssize_t n) {
     switch (check) {
     case CHECK_INT: return n > 0 && t[0] == '-' ? all_digits(t + 1, n - 1) : all_digits(t, n);
@@ -446,6 +465,20 @@ static int is_clean(const unsigned char *line, Py_ssize_t len) {
     return 1;
 }
 
+/* The first position >= pos of byte `stop` in line[0:len], or len (16 bytes at a time: values are
+   short, and a call to memchr costs more than it saves on them). */
+static inline Py_ssize_t find_byte(const unsigned char *line, Py_ssize_t pos, Py_ssize_t len, unsigned char stop) {
+#ifdef __SSE2__
+    const __m128i needle = _mm_set1_epi8((char)stop);
+    for (; pos + 16 <= len; pos += 16) {
+        int mask = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(line + pos)), needle));
+        if (mask != 0) return pos + __builtin_ctz((unsigned)mask);
+    }
+#endif
+    while (pos < len && line[pos] != stop) pos++;
+    return pos;
+}
+
 /* Run the program on one line; on success fill starts/ends (one per column) and return 1. */
 static int match_line(const unsigned char *line, Py_ssize_t len, const Step *steps, Py_ssize_t n_steps,
                       Py_ssize_t *starts, Py_ssize_t *ends) {
@@ -454,15 +487,19 @@ static int match_line(const unsigned char *line, Py_ssize_t len, const Step *ste
     for (Py_ssize_t s = 0; s < n_steps; s++) {
         const Step *step = &steps[s];
         if (step->is_run) {
-            Py_ssize_t p = pos;
+            Py_ssize_t p = pos, fixed = FIXED_LENGTH[step->check];
+            if (fixed > 0) {
+                /* a check that takes only values of one length, all of whose characters are in the
+                   run's class: the run is valid only if it is exactly that long */
+                if (len - pos < fixed || !check_value(step->check, line + pos, fixed) ||
+                    (pos + fixed < len && step->table[line[pos + fixed]]))
+                    return 0;
+                starts[step->column] = pos;
+                ends[step->column] = pos += fixed;
+                continue;
+            }
             if (step->stop >= 0) {
-                /* most values are short: look at a few bytes before paying for a memchr call */
-                Py_ssize_t quick = pos + 16 < len ? pos + 16 : len;
-                while (p < quick && line[p] != step->stop) p++;
-                if (p == quick && p < len) {
-                    const unsigned char *hit = memchr(line + p, step->stop, (size_t)(len - p));
-                    p = hit != NULL ? hit - line : len;
-                }
+                p = find_byte(line, pos, len, (unsigned char)step->stop);
             } else if (step->stop == -1) {
                 p = len;
             } else {
@@ -475,8 +512,13 @@ static int match_line(const unsigned char *line, Py_ssize_t len, const Step *ste
             pos = p;
         } else {
             if (len - pos < step->text_len) return 0;
-            for (Py_ssize_t k = 0; k < step->text_len; k++)
-                if (line[pos + k] != (unsigned char)step->text[k]) return 0;
+            if (step->text_len <= 8 && len - pos >= 8) {
+                uint64_t got;
+                memcpy(&got, line + pos, 8);
+                if ((got & step->lit_mask) != step->lit_word) return 0;
+            } else if (memcmp(line + pos, step->text, (size_t)step->text_len) != 0) {
+                return 0;
+            }
             pos += step->text_len;
         }
     }
@@ -527,9 +569,8 @@ static int parse_clf(const unsigned char *t, Py_ssize_t n, int64_t *out) {
     if (!digits(t, 2, &d) || !digits(t + 7, 4, &y) || !digits(t + 12, 2, &h) || !digits(t + 15, 2, &mi) ||
         !digits(t + 18, 2, &sec) || !digits(t + 22, 2, &oh) || !digits(t + 24, 2, &om))
         return 0;
-    int m = 0;
-    while (m < 12 && memcmp(t + 3, MONTHS[m], 3) != 0) m++;
-    if (m == 12) return 0;
+    int m = month_index(t + 3);
+    if (m < 0) return 0;
     int64_t off = (oh * 3600 + om * 60) * (t[21] == '-' ? -1 : 1);
     int64_t secs = days_from_civil(y, m + 1, d) * 86400 - off + h * 3600 + mi * 60 + sec;
     if (secs < -9223372036LL || secs > 9223372035LL) return 0;
@@ -701,16 +742,23 @@ fail:
     return NULL;
 }
 
+/* Lines in data[0:len]: the newlines, plus a last line without one. */
 static int64_t count_lines(const unsigned char *data, Py_ssize_t len) {
     int64_t n = 0;
-    const unsigned char *p = data, *end = data + len;
-    while (p < end) {
-        const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
-        n++;
-        if (nl == NULL) break;
-        p = nl + 1;
+    Py_ssize_t i = 0;
+#ifdef __SSE2__
+    /* per byte lane, count down by one per newline (cmpeq gives -1), at most 255 blocks at a time */
+    const __m128i newline = _mm_set1_epi8('\n'), zero = _mm_setzero_si128();
+    while (i + 16 <= len) {
+        __m128i lanes = zero;
+        for (int k = 0; k < 255 && i + 16 <= len; k++, i += 16)
+            lanes = _mm_sub_epi8(lanes, _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(data + i)), newline));
+        __m128i sums = _mm_sad_epu8(lanes, zero);
+        n += _mm_cvtsi128_si64(sums) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(sums, sums));
     }
-    return n;
+#endif
+    for (; i < len; i++) n += data[i] == '\n';
+    return n + (len > 0 && data[len - 1] != '\n');
 }
 
 PyDoc_STRVAR(scan_doc,

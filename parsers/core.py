@@ -535,6 +535,8 @@ class PatternDecoder(Decoder):
                     fname = f"f_{len(env)}"
                     env[fname] = out.py
                     lines.append(f"        v = {fname}(s)")
+                    if out.dtype == pl.Int64():  # a Heka integer is 64-bit
+                        lines.append("        if v is not None and v >> 63 not in (0, -1): raise ValueError")
                     lines.append(f"        if v is not None: r[{col!r}] = v")
         for i, d in enumerate(self.derived):
             if d.inline is not None:
@@ -857,8 +859,8 @@ class PatternDecoder(Decoder):
             converted = program.conversions.get(gnum) in ("int", "clf")
             if keep is None or out.name in keep:
                 flag = linescan.CONVERTED if converted else linescan.VALUES
-            elif out.py is None or out.exact_vec or converted:
-                continue
+            elif out.py is None or out.exact_vec or converted or out.guard == "\\":
+                continue  # (a guard of a backslash: the identity on every line the scanner takes)
             else:
                 flag = linescan.VALUES
             emit[gnum] = emit.get(gnum, 0) | flag
@@ -889,23 +891,22 @@ class PatternDecoder(Decoder):
         """(good rows, rejects) of one chunk of lines (see `_convert`)."""
         return self._convert(self._groups(series, parallel), series.gather, columns)
 
-    def _convert(
-        self,
-        groups: pl.DataFrame,
-        lines_at: Callable[[pl.Series], pl.Series],
-        columns: Collection[str] | None = None,
-    ) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """(good rows, rejects) from capture columns (see `_groups`): vectorised conversion, per-value
-        fallback. `lines_at(rows)` gives the text of rejected lines. With `columns`, only the fields
-        they need are converted (see `frame`)."""
-        keep = self._kept_names(columns)
+    def _conversion_plan(
+        self, keep: frozenset[str] | None, present: frozenset[str]
+    ) -> tuple[list[pl.Expr], list[tuple[int, int, Output]]]:
+        """The query that converts capture columns `present` for the record keys `keep` (None: all),
+        and the outputs that may need the per-value fallback. Cached: a file is many chunks, and
+        building the expressions costs more than running them on a small chunk."""
+        cache = self.__dict__.setdefault("_plans", {})
+        plan = cache.get((keep, present))
+        if plan is not None:
+            return plan
         # One query converts every capture column (polars spreads the columns over the cores).
         exprs: list[pl.Expr] = [
             pl.col("__row"),
             (pl.col("g0").is_not_null() & pl.col("__valid")).alias("__ok"),
         ]
         fallbacks: list[tuple[int, int, Output]] = []
-        present = set(groups.columns)
         for k, (gnum, out) in enumerate(self.outputs):
             # (a column the line scanner was not asked for has no value on any line: see `_scan_emit`)
             src = pl.col(f"g{gnum}") if f"g{gnum}" in present else pl.lit(None, dtype=pl.String)
@@ -927,6 +928,22 @@ class PatternDecoder(Decoder):
             for _, gnum in self._native_derived:
                 exprs.extend(pl.col(n) for n in linescan.request_part_names(gnum))
             exprs.append(pl.col("__scanned"))
+        cache[(keep, present)] = exprs, fallbacks
+        return exprs, fallbacks
+
+    def _convert(
+        self,
+        groups: pl.DataFrame,
+        lines_at: Callable[[pl.Series], pl.Series],
+        columns: Collection[str] | None = None,
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(good rows, rejects) from capture columns (see `_groups`): vectorised conversion, per-value
+        fallback. `lines_at(rows)` gives the text of rejected lines. With `columns`, only the fields
+        they need are converted (see `frame`)."""
+        keep = self._kept_names(columns)
+        exprs, fallbacks = self._conversion_plan(
+            None if keep is None else frozenset(keep), frozenset(groups.columns)
+        )
         conv = groups.lazy().select(exprs).collect()
         reasons: pl.Series | None = None
         for k, gnum, out in fallbacks:
@@ -1012,7 +1029,7 @@ def _fallback(s: pl.Series, need: pl.Series, out: Output) -> tuple[pl.Series, pl
     for k in keys:
         try:
             val = out.py(k)  # type: ignore[misc]
-            if out.py is int and val >> 63 not in (0, -1):
+            if isinstance(val, int) and out.dtype == pl.Int64() and val >> 63 not in (0, -1):
                 raise OverflowError(k)  # as `decode`: a Heka integer is 64-bit
         except (ValueError, KeyError, OverflowError, IndexError):
             bad_k.append(k)

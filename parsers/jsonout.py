@@ -533,6 +533,8 @@ def _emit_output(
     env[f"_f{k}"] = out.py
     call = f"_f{k}({g})" if out.guard is None else f"({g} if {out.guard!r} not in {g} else _f{k}({g}))"
     body.append(f"    {p} = None if {g} is None else {call}")
+    if type(out.dtype).__name__ == "Int64":  # (this module does not import polars)
+        body.append(f"    if {p} is not None and {p} >> 63 not in (0, -1): raise _Fallback")  # beyond 64 bits
     body.append(f"    {c} = None if {p} is None else _vj({p})")
     return "json"
 
