@@ -719,13 +719,13 @@ class PatternDecoder(Decoder):
             return self.frame(lines_series_from_bytes(data))
 
         def one(i: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-            chunk = data[starts[i] : starts[i + 1]]
             if self.scan_program is not None and linescan.available():
+                chunk = memoryview(data)[starts[i] : starts[i + 1]]  # (no copy)
                 # a copy of the decoder: `.rejects` is per call, and two threads call at once
                 twin = copy.copy(self)
                 df, lines = twin.frame_bytes(chunk)
                 return df, twin.rejects, lines
-            series = lines_series_from_bytes(chunk)
+            series = lines_series_from_bytes(data[starts[i] : starts[i + 1]])
             df, rej = self._frame_chunk(_as_series(series), parallel=False)
             return df, rej, len(series)
 
@@ -818,13 +818,15 @@ class PatternDecoder(Decoder):
         schema = {k: v for k, v in self.polars_schema().items() if k in out_df.columns}
         return out_df.cast(schema, strict=False) if out_df.width else out_df
 
-    def frame_bytes(self, data: bytes, columns: Collection[str] | None = None) -> tuple[pl.DataFrame, int]:
+    def frame_bytes(
+        self, data: bytes | memoryview, columns: Collection[str] | None = None
+    ) -> tuple[pl.DataFrame, int]:
         """Bulk decode raw bytes of whole lines (as `frame` does their lines): (good rows, number of
         lines); rejects in `.rejects`. The compiled line scanner cuts the lines when the format has a
         scan program (see `linescan`), polars' regex engine otherwise."""
         program = self.scan_program
         if program is None or not linescan.available() or len(data) >= 1 << 31:
-            series = lines_series_from_bytes(data)
+            series = lines_series_from_bytes(bytes(data))
             return self.frame(series, columns), len(series)
         scanned = linescan.scan(data, program, self._scan_emit(self._kept_names(columns)))
         valid = pl.lit(True)
@@ -834,7 +836,7 @@ class PatternDecoder(Decoder):
             pl.lit("").alias("g0"), valid.alias("__valid"), pl.lit(True).alias("__scanned")
         )
         if scanned.declined:
-            texts = [data[a:b].decode("utf-8", "backslashreplace") for _, a, b in scanned.declined]
+            texts = [str(data[a:b], "utf-8", "backslashreplace") for _, a, b in scanned.declined]
             rows = pl.Series("__row", [row for row, _, _ in scanned.declined], dtype=pl.Int64)
             rest = self._groups(_as_series(pl.Series("line", texts, dtype=pl.String)), parallel=False)
             rest = rest.with_columns(rows, pl.lit(False).alias("__scanned"), *self._unscanned_conversions())
@@ -842,7 +844,7 @@ class PatternDecoder(Decoder):
             groups = pl.concat([groups, rest], how="diagonal").sort("__row")
 
         def lines_at(rows: pl.Series) -> pl.Series:
-            return _as_series(lines_series_from_bytes(data)).gather(rows)
+            return _as_series(lines_series_from_bytes(bytes(data))).gather(rows)
 
         df, self.rejects = self._convert(groups, lines_at, columns)
         return df, scanned.n_lines

@@ -306,7 +306,7 @@ def request_part_names(group: int) -> list[str]:
 VALUES, CONVERTED = 1, 2  # what `scan` returns of a capture group (flags)
 
 
-def scan(data: bytes, program: ScanProgram, emit: dict[int, int] | None = None) -> Scan:
+def scan(data: bytes | memoryview, program: ScanProgram, emit: dict[int, int] | None = None) -> Scan:
     """Run `program` over the lines of `data` (split as `core.lines_series_from_bytes` does).
 
     The frame has ``g<N>`` per capture group, the conversions' columns (`converted_name`,
