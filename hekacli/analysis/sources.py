@@ -48,7 +48,7 @@ AUTO_NGINX_FORMATS: tuple[tuple[str, str], ...] = (
     ("nginx common", '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent'),
 )
 SNIFF_LINES = 50
-CHUNK_BYTES = 16 << 20  # raw text decoded per bulk call (fewer calls: each has a fixed cost)
+CHUNK_BYTES = 8 << 20  # raw text decoded per bulk call (each call has a fixed cost; memory grows with it)
 DECODE_THREADS = 2  # chunks decoded at once (the machine this was tuned on has 2 cores)
 
 
