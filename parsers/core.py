@@ -768,16 +768,28 @@ class PatternDecoder(Decoder):
         return pl.concat([d for d, _, _ in results], how="vertical")
 
     def _kept_names(self, columns: Collection[str] | None) -> set[str] | None:
-        """The record keys to compute for `columns` (None: all). A derived field needs fields we
-        cannot name here, so asking for one computes everything."""
+        """The record keys to compute for `columns` (None: all). A derived field needs its source
+        field; one whose sources are not named (`Derived.source`) needs everything."""
         if columns is None:
             return None
         keep = set(columns)
-        if any(keep.intersection(d.names) for d in self.derived):
-            return None
+        for d in self.derived:
+            if keep.intersection(d.names):
+                if not d.source:
+                    return None
+                keep.add(d.source)
         if not keep.intersection([o.name for _, o in self.outputs]):
             return None  # at least one column, so the frame keeps its height
         return keep
+
+    def _needed_derived(self, keep: Collection[str] | None) -> list[Derived]:
+        """The derived fields to compute for the record keys `keep` (None: all)."""
+        return [d for d in self.derived if keep is None or not set(keep).isdisjoint(d.names)]
+
+    def _needed_native(self, keep: Collection[str] | None) -> list[tuple[Derived, int]]:
+        """(derived, capture group) of the needed derived fields that the line scanner computes."""
+        needed = self._needed_derived(keep)
+        return [(d, gnum) for d, gnum in self._native_derived if any(d is n for n in needed)]
 
     def _finish_rows(self, good: pl.LazyFrame, keep: set[str] | None = None) -> pl.DataFrame:
         """Converted columns v0..vK of good rows -> records: same-name fields coalesced, derived
@@ -794,13 +806,13 @@ class PatternDecoder(Decoder):
             for name, cs in by_name.items()
         ]
         # derived fields the line scanner computed (see `_convert`) come along
-        native = {id(d): g for d, g in self._native_derived}
-        has_native = keep is None and "__scanned" in good.collect_schema().names()
+        native = {id(d): g for d, g in self._needed_native(keep)}
+        has_native = "__scanned" in good.collect_schema().names()  # (only when one of them is needed)
         if has_native:
             final += [pl.col(n) for g in native.values() for n in linescan.request_part_names(g)]
             final.append(pl.col("__scanned"))
         out_lf = good.select(final) if final else good.select(pl.lit(0).alias("__n"))
-        for d in self.derived if keep is None else ():
+        for d in self._needed_derived(keep):
             if has_native and id(d) in native:
                 out_lf = _scanned_parts(out_lf.collect(), d, native[id(d)]).lazy()
             else:
@@ -868,7 +880,7 @@ class PatternDecoder(Decoder):
             emit[gnum] = emit.get(gnum, 0) | flag
         for gnum, _ in program.validators:
             emit[gnum] = emit.get(gnum, 0) | linescan.VALUES
-        for _, gnum in self._native_derived if keep is None else ():
+        for _, gnum in self._needed_native(keep):
             emit[gnum] = emit.get(gnum, 0) | linescan.CONVERTED
         return emit
 
@@ -926,8 +938,9 @@ class PatternDecoder(Decoder):
             if out.py is not None and not out.exact_vec:
                 exprs.append((src.is_not_null() & val.is_null()).alias(f"n{k}"))
                 fallbacks.append((k, gnum, out))
-        if keep is None and "__scanned" in present:
-            for _, gnum in self._native_derived:
+        needed = self._needed_native(keep)
+        if needed and "__scanned" in present:
+            for _, gnum in needed:
                 exprs.extend(pl.col(n) for n in linescan.request_part_names(gnum))
             exprs.append(pl.col("__scanned"))
         cache[(keep, present)] = exprs, fallbacks
