@@ -5,7 +5,9 @@ nginx error log) is compiled into a list of `Piece` s: whitespace, literals and 
 are joined into **one** regular expression that both paths use:
 
 * streaming: Python ``re`` on one line at a time (`PatternDecoder.decode`);
-* bulk: polars ``str.extract_groups`` over a whole column (`PatternDecoder.frame`).
+* bulk: polars ``str.extract_groups`` over a whole column (`PatternDecoder.frame`). On raw bytes
+  (`PatternDecoder.frame_bytes`, `frame_file`), the compiled line scanner (`linescan`) cuts the
+  lines of most formats first, and hands the lines it was not built for to the regex.
 
 Both engines give leftmost-first (backtracking-order) captures for the portable subset of syntax
 we emit (see `grammar`), so the two paths agree line for line; a test checks it.

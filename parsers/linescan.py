@@ -10,17 +10,23 @@ Exactness, argued once here and checked by tests against the regex:
 
 * A capture whose regex body can only match characters of a set S, followed by a piece that starts
   with a fixed character c not in S, must end exactly at the first character outside S: the run.
-  When the body is not itself "any run of S" (a time stamp, ``[0-9]{3}``), the run is checked
-  against the body's regex afterwards (a vectorised ``str.contains`` on short strings), as the fast
-  pattern's own run validators already are.
+  When the body is not itself "any run of S" (a time stamp, ``[0-9]{3}``), the run must match the
+  body's regex in full: the scanner checks the common bodies itself (`NATIVE_CHECKS`, each written
+  so that it never passes a value the regex refuses), polars the others afterwards (a vectorised
+  ``str.contains`` on short strings), as the fast pattern's own run validators already are.
+* A final field (the regex is not anchored at the end) is a run only when its check takes a whole
+  run or nothing (`_MAXIMAL_CHECKS`): ``[0-9]{3}`` stops at three digits, but a fourth digit makes
+  the run invalid, and the line is declined.
+* Conversions (integers, CLF dates, the parts of ``$request``) are computed exactly as their Python
+  forms; a value the C form does not take declines the line.
 * The scanner declines every line it was not built for (see `_linescan.c`: backslashes, tabs, CR,
   double spaces, non-ASCII bytes, or a step that does not fit). Declined lines go through the
   regex path unchanged, so a scanner bug can only ever cost speed, never change a record — as long
   as accepted lines are right, which is what the tests check.
 
-Formats the program cannot express (a capture followed by another capture, case-insensitive
-pieces, a bounded final field) get no program; `compile_program` returns None and the decoder
-uses polars' regex engine for the whole file.
+Formats the program cannot express (a capture followed by another capture or by a character it
+may contain, case-insensitive pieces, a bounded final field without a maximal check) get no
+program: `compile_program` returns None and the decoder uses polars' regex engine for the whole file.
 """
 
 from __future__ import annotations
