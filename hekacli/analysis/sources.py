@@ -265,17 +265,27 @@ def choose_decoder_factory(
     raise DecodeError("cannot recognise the log format", file=path)
 
 
-def _chunks(stream: Any, raw: Any, chunk_bytes: int) -> Iterator[tuple[memoryview, int]]:
+def _chunks(stream: Any, raw: Any, chunk_bytes: int, ring: int = 1) -> Iterator[tuple[memoryview, int]]:
     """(whole lines, bytes of the underlying file consumed) — chunks end at a newline.
 
-    Each chunk is read straight into a buffer of its own, after the part line the previous read
-    ended with: no chunk is copied (at this size a copy costs more than decoding it)."""
+    Each chunk is read straight into a buffer, after the part line the previous read ended with:
+    no chunk is copied (at this size a copy costs more than decoding it). The buffers are used in
+    turn, `ring` of them: a chunk's buffer is written again `ring` chunks later, so the consumer must
+    be done with a chunk by then (fresh memory costs a page fault per 4 KB: reusing it is faster)."""
     last = raw.tell() if raw is not None else 0
     carry = b""
+    buffers: list[bytearray] = []
+    turn = 0
     while True:
-        buf = bytearray(len(carry) + chunk_bytes)
+        need = len(carry) + chunk_bytes
+        if len(buffers) < ring:
+            buffers.append(bytearray(need))
+        elif len(buffers[turn % ring]) < need:
+            buffers[turn % ring] = bytearray(need)
+        buf = buffers[turn % ring]
+        turn += 1
         buf[: len(carry)] = carry
-        got = stream.readinto(memoryview(buf)[len(carry) :]) or 0
+        got = stream.readinto(memoryview(buf)[len(carry) : need]) or 0
         total = len(carry) + got
         if got == 0:
             if carry:  # the last line, without a newline
@@ -468,7 +478,9 @@ def load_log(
     first_line = 0
     fields: list[str] = []
     # The cache needs every column; otherwise only what the query reads is kept.
-    decoded = _decode_chunks(spec, _chunks(stream, raw, CHUNK_BYTES), None if writer is not None else columns)
+    # `_decode_chunks` is done with a chunk before it takes DECODE_THREADS + 1 more
+    chunks = _chunks(stream, raw, CHUNK_BYTES, ring=DECODE_THREADS + 2)
+    decoded = _decode_chunks(spec, chunks, None if writer is not None else columns)
     try:
         for df, all_fields, count, rejects, n_lines, consumed in decoded:
             if writer is not None:
