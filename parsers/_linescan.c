@@ -548,6 +548,15 @@ static int match_line(const unsigned char *line, Py_ssize_t len, const Step *ste
                 p = find_byte(line, pos, len, (unsigned char)step->stop);
             } else if (step->stop == -1) {
                 p = len;
+            } else if (step->check == CHECK_HOST) {
+                /* a run of host-name characters only is a valid host: the full check is for the
+                   rest (an IPv6 address, a %XX escape) */
+                int other = 0;
+                while (p < len && step->table[line[p]]) other |= !HOSTNAME[line[p++]];
+                if (p - pos < step->min_len || p == pos || (other && !check_host(line + pos, p - pos))) return 0;
+                starts[step->column] = pos;
+                ends[step->column] = pos = p;
+                continue;
             } else {
                 while (p < len && step->table[line[p]]) p++;
             }
@@ -606,19 +615,41 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
     return era * 146097 + doe - 719468;
 }
 
+/* The last day and zone a CLF column converted: lines of one day share them (as in times.py). */
+typedef struct {
+    int valid;
+    unsigned char day[11], zone[5];
+    int64_t base; /* days_from_civil * 86400 - zone offset, in seconds */
+} ClfCache;
+
+/* The day part of a CLF date: days_from_civil(yyyy, Mon, dd) * 86400 - the zone's offset. */
+static int clf_base(const unsigned char *t, int64_t *base) {
+    int64_t d, y, oh, om;
+    int m = month_index(t + 3);
+    if (m < 0 || !digits(t, 2, &d) || !digits(t + 7, 4, &y) || !digits(t + 22, 2, &oh) || !digits(t + 24, 2, &om))
+        return 0;
+    int64_t off = (oh * 3600 + om * 60) * (t[21] == '-' ? -1 : 1);
+    *base = days_from_civil(y, m + 1, d) * 86400 - off;
+    return 1;
+}
+
 /* times.clf_to_ns on "dd/Mon/yyyy:HH:MM:SS +hhmm"; 0 outside times._MIN_SEC.._MAX_SEC */
-static int parse_clf(const unsigned char *t, Py_ssize_t n, int64_t *out) {
-    int64_t d, y, h, mi, sec, oh, om;
+static int parse_clf(const unsigned char *t, Py_ssize_t n, ClfCache *cache, int64_t *out) {
+    int64_t h, mi, sec, base;
     if (n != 26 || t[2] != '/' || t[6] != '/' || t[11] != ':' || t[14] != ':' || t[17] != ':' ||
         t[20] != ' ' || (t[21] != '+' && t[21] != '-'))
         return 0;
-    if (!digits(t, 2, &d) || !digits(t + 7, 4, &y) || !digits(t + 12, 2, &h) || !digits(t + 15, 2, &mi) ||
-        !digits(t + 18, 2, &sec) || !digits(t + 22, 2, &oh) || !digits(t + 24, 2, &om))
-        return 0;
-    int m = month_index(t + 3);
-    if (m < 0) return 0;
-    int64_t off = (oh * 3600 + om * 60) * (t[21] == '-' ? -1 : 1);
-    int64_t secs = days_from_civil(y, m + 1, d) * 86400 - off + h * 3600 + mi * 60 + sec;
+    if (!digits(t + 12, 2, &h) || !digits(t + 15, 2, &mi) || !digits(t + 18, 2, &sec)) return 0;
+    if (cache->valid && memcmp(cache->day, t, 11) == 0 && memcmp(cache->zone, t + 21, 5) == 0) {
+        base = cache->base;
+    } else {
+        if (!clf_base(t, &base)) return 0;
+        memcpy(cache->day, t, 11);
+        memcpy(cache->zone, t + 21, 5);
+        cache->base = base;
+        cache->valid = 1;
+    }
+    int64_t secs = base + h * 3600 + mi * 60 + sec;
     if (secs < -9223372036LL || secs > 9223372035LL) return 0;
     *out = secs * 1000000000LL;
     return 1;
@@ -671,6 +702,7 @@ typedef struct {
     int emit_values, emit_conv; /* what the caller wants back (the conversion is checked anyway) */
     Strings values;
     int64_t *ints;     /* CONV_INT, CONV_CLF */
+    ClfCache clf;      /* CONV_CLF */
     Strings parts[3];  /* CONV_REQUEST: method, URI, protocol */
 } Out;
 
@@ -712,7 +744,7 @@ static int scan_lines(const unsigned char *data, Py_ssize_t len, const Step *ste
             const unsigned char *value = data + start + starts[c];
             Py_ssize_t n = ends[c] - starts[c];
             if (o->conv == CONV_INT) ok = parse_int(value, n, &numbers[c]);
-            else if (o->conv == CONV_CLF) ok = parse_clf(value, n, &numbers[c]);
+            else if (o->conv == CONV_CLF) ok = parse_clf(value, n, &r->out[c].clf, &numbers[c]);
         }
         if (ok) {
             int64_t m = r->matched++;
