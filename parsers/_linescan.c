@@ -450,10 +450,11 @@ static int is_ipv6(const unsigned char *t, Py_ssize_t n) {
 /* grammar.HOST: an IPv4 or IPv6 address or a host name ([A-Za-z0-9._~!$&'()*+,;=-] or %XX) */
 static unsigned char HOSTNAME[256];
 
-static void init_hostname_table(void) {
-    for (int c = '0'; c <= '9'; c++) HOSTNAME[c] = 1;
-    for (int c = 'a'; c <= 'z'; c++) HOSTNAME[c] = 1, HOSTNAME[c - 'a' + 'A'] = 1;
-    for (const char *p = "._~!$&'()*+,;=-"; *p; p++) HOSTNAME[(unsigned char)*p] = 1;
+/* table[c] = 1 for the ASCII letters and digits and the characters of `others` */
+static void set_alnum_and(unsigned char table[256], const char *others) {
+    for (int c = '0'; c <= '9'; c++) table[c] = 1;
+    for (int c = 'a'; c <= 'z'; c++) table[c] = 1, table[c - 'a' + 'A'] = 1;
+    for (const char *p = others; *p; p++) table[(unsigned char)*p] = 1;
 }
 
 static int check_host(const unsigned char *t, Py_ssize_t n) {
@@ -657,12 +658,6 @@ static int parse_clf(const unsigned char *t, Py_ssize_t n, ClfCache *cache, int6
 
 /* grammar.TOKEN: [A-Za-z0-9!#$%&'*+.^_`|~-] */
 static unsigned char TOKEN[256];
-
-static void init_token_table(void) {
-    for (int c = '0'; c <= '9'; c++) TOKEN[c] = 1;
-    for (int c = 'a'; c <= 'z'; c++) TOKEN[c] = 1, TOKEN[c - 'a' + 'A'] = 1;
-    for (const char *p = "!#$%&'*+.^_`|~-"; *p; p++) TOKEN[(unsigned char)*p] = 1;
-}
 
 /* "HTTP/[0-9]+\.[0-9]+" in full */
 static int is_protocol(const unsigned char *t, Py_ssize_t n) {
@@ -958,7 +953,7 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__linescan(void) {
     init_decline_table();
-    init_token_table();
-    init_hostname_table();
+    set_alnum_and(TOKEN, "!#$%&'*+.^_`|~-");
+    set_alnum_and(HOSTNAME, "._~!$&'()*+,;=-");
     return PyModule_Create(&module);
 }
