@@ -8,11 +8,11 @@
  *                                      min_len long, is the next value of `column`
  *
  * A run may also carry a conversion (`conv`, the step's optional fifth item), computed while the
- * value is at hand and returned as extra columns, null wherever the text is not in the exact form
- * the conversion knows (a value it does not take declines the line, so that the regex path and the
- * Python conversion decide): 1 = integer (-?[0-9]{1,18}), 2 = CLF time (dd/Mon/yyyy:HH:MM:SS +hhmm, to ns since the
- * epoch, exactly as times.clf_to_ns), 3 = HTTP request line split into method, URI and protocol
- * (exactly as derive.split_request).
+ * value is at hand and returned as extra columns: 1 = integer (-?[0-9]{1,18}), 2 = CLF time
+ * (dd/Mon/yyyy:HH:MM:SS +hhmm to ns since the epoch, exactly as times.clf_to_ns), 3 = HTTP request
+ * line split into method, URI and protocol (exactly as derive.split_request; null parts where it has
+ * no method or no protocol). A value that 1 or 2 does not take declines the line, so that the regex
+ * path and the Python conversion decide.
  *
  * A run may also name a check (`check`, the sixth item): a value that fails it declines the line,
  * so each check only has to be sound (never pass a value that the format's regex refuses): 1 =
@@ -22,7 +22,8 @@
  * Text after the last step is ignored (the format's regex is anchored at the start only). A line is
  * *declined* -- handed back to the exact regex path, never rejected here -- when it contains a byte
  * that the program was not built for (a backslash, a tab, CR, VT, FF, two spaces in a row, or any
- * byte >= 0x80) or when a step does not fit. Deciding whether a value is valid is the caller's job.
+ * byte >= 0x80) or when a step, a check or a conversion does not take it. Values of runs without a
+ * check here are checked by the caller (parsers/linescan.py) when the format needs it.
  *
  * The columns come back as Arrow arrays through the Arrow C data interface: a (schema capsule, array
  * capsule) pair per column, which polars imports with `pl.Series(obj)` where
@@ -327,7 +328,7 @@ static int parse_program(PyObject *ops, Step **out, Py_ssize_t *n_steps, Py_ssiz
             steps[i].check = check;
             memcpy(steps[i].table, text, 256);
             /* On a clean line (no DECLINE byte) the run ends at the first byte outside the table;
-               when only one such byte can occur, memchr finds it. */
+               when only one such byte can occur, a search for that byte finds it. */
             steps[i].stop = -1;
             for (int c = 0; c < 256; c++) {
                 if (DECLINE[c] || steps[i].table[c]) continue;
