@@ -695,7 +695,8 @@ static int split_request(const unsigned char *t, Py_ssize_t n, Py_ssize_t *m_end
 /* What one scanned column produces: its values, and the columns of its conversion (if any). */
 typedef struct {
     int conv;
-    int emit_values, emit_conv; /* what the caller wants back (the conversion is checked anyway) */
+    int emit_values; /* what the caller wants back: the values, */
+    int emit_conv;   /* and a bit per conversion column (checked anyway when it can decline) */
     Strings values;
     int64_t *ints;     /* CONV_INT, CONV_CLF */
     ClfCache clf;      /* CONV_CLF */
@@ -710,19 +711,21 @@ typedef struct {
     int64_t n_lines;
 } Result;
 
-/* The request split of value t[0:n] of matched line `m`. */
+/* The request split of value t[0:n] of matched line `m`, into the parts asked for. */
 static void split_into(Out *o, const unsigned char *t, Py_ssize_t n, int64_t m) {
-    Py_ssize_t m_end, u_start, u_end, p_start;
-    if (!split_request(t, n, &m_end, &u_start, &u_end, &p_start)) {
-        for (int k = 0; k < 3; k++) put_null(&o->parts[k], m);
-        return;
+    Py_ssize_t bounds[3][2] = {{0, 0}, {0, 0}, {-1, -1}}; /* method, URI, protocol; -1: none */
+    if (split_request(t, n, &bounds[0][1], &bounds[1][0], &bounds[1][1], &bounds[2][0])) {
+        bounds[2][1] = bounds[2][0] >= 0 ? n : -1;
+    } else {
+        bounds[0][0] = bounds[0][1] = bounds[1][0] = bounds[1][1] = bounds[2][0] = -1;
     }
-    put_string(&o->parts[0], m, t, m_end);
-    put_string(&o->parts[1], m, t + u_start, u_end - u_start);
-    if (p_start >= 0)
-        put_string(&o->parts[2], m, t + p_start, n - p_start);
-    else
-        put_null(&o->parts[2], m);
+    for (int k = 0; k < 3; k++) {
+        if (!(o->emit_conv & (1 << k))) continue;
+        if (bounds[k][0] < 0)
+            put_null(&o->parts[k], m);
+        else
+            put_string(&o->parts[k], m, t + bounds[k][0], bounds[k][1] - bounds[k][0]);
+    }
 }
 
 /* Scan all lines of data[0:len]; 0 on success, -1 when out of memory (no GIL held: no exception). */
@@ -773,7 +776,7 @@ static int out_alloc(Out *o, size_t rows, size_t len) {
         return -1;
     if (o->conv == CONV_REQUEST)
         for (int k = 0; k < 3; k++)
-            if (strings_alloc(&o->parts[k], rows, len, 1) < 0) return -1;
+            if ((o->emit_conv & (1 << k)) && strings_alloc(&o->parts[k], rows, len, 1) < 0) return -1;
     return 0;
 }
 
@@ -800,6 +803,7 @@ static PyObject *out_export(Out *o, int64_t matched) {
         Py_CLEAR(pair);
     } else if (o->emit_conv && o->conv == CONV_REQUEST) {
         for (int k = 0; k < 3; k++) {
+            if (!(o->emit_conv & (1 << k))) continue;
             pair = strings_export(&o->parts[k], matched);
             if (pair == NULL || PyList_Append(extra, pair) < 0) goto fail;
             Py_CLEAR(pair);
@@ -841,7 +845,8 @@ PyDoc_STRVAR(scan_doc,
              "data under 2 GiB). columns: per column, (values, conversions) for the matched lines:\n"
              "an Arrow string-view (schema, array) capsule pair (None when not emitted) and a list of\n"
              "the pairs its conversion gives (int, clf: one int64; request: method, URI, protocol).\n"
-             "emit: one byte per column, bit 0 its values, bit 1 its conversion (default: all).\n"
+             "emit: one byte per column, bit 0 its values, bits 1-3 its conversion's columns\n"
+             "(int, clf: bit 1; request: method, URI, protocol) (default: all).\n"
              "rows: an Arrow int64 pair, the row number of each matched line; declined: a list of\n"
              "(row, start, end) byte ranges of the lines handed back; n_lines: lines in data.");
 
@@ -887,7 +892,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         Out *o = &r.out[step->column];
         o->conv = step->conv;
         o->emit_values = emit == NULL || (emit[step->column] & 1);
-        o->emit_conv = emit == NULL || (emit[step->column] & 2);
+        o->emit_conv = emit == NULL ? 7 : (emit[step->column] >> 1) & 7;
         if (out_alloc(o, slots, (size_t)buf.len) < 0) {
             PyErr_NoMemory();
             goto done;

@@ -809,14 +809,17 @@ class PatternDecoder(Decoder):
         ]
         # derived fields the line scanner computed (see `_convert`) come along
         native = {id(d): g for d, g in self._needed_native(keep)}
-        has_native = "__scanned" in good.collect_schema().names()  # (only when one of them is needed)
+        carried = good.collect_schema().names()
+        has_native = "__scanned" in carried  # (only when one of them is needed)
         if has_native:
-            final += [pl.col(n) for g in native.values() for n in linescan.request_part_names(g)]
+            parts = [n for g in native.values() for n in linescan.request_part_names(g)]
+            final += [pl.col(n) for n in parts if n in carried]
             final.append(pl.col("__scanned"))
         out_lf = good.select(final) if final else good.select(pl.lit(0).alias("__n"))
         for d in self._needed_derived(keep):
             if has_native and id(d) in native:
-                out_lf = _scanned_parts(out_lf.collect(), d, native[id(d)]).lazy()
+                wanted = [n for n in d.names if keep is None or n in keep]
+                out_lf = _scanned_parts(out_lf.collect(), d, native[id(d)], wanted).lazy()
             else:
                 # expression-only steps join the same query; the others need the data in hand
                 out_lf = d.frame(out_lf) if d.lazy else d.frame(out_lf.collect()).lazy()
@@ -828,7 +831,8 @@ class PatternDecoder(Decoder):
                 if out_df.height
                 else [pl.Series(k, [], dtype=self._dtypes[k]) for k in constants]
             )
-        out_df = out_df.select([c for c in self.columns if c in out_df.columns])
+        wanted = [c for c in self.columns if c in out_df.columns and (keep is None or c in keep)]
+        out_df = out_df.select(wanted)
         schema = {k: v for k, v in self.polars_schema().items() if k in out_df.columns}
         return out_df.cast(schema, strict=False) if out_df.width else out_df
 
@@ -842,7 +846,9 @@ class PatternDecoder(Decoder):
         if program is None or not linescan.available() or len(data) >= 1 << 31:
             series = lines_series_from_bytes(bytes(data))
             return self.frame(series, columns), len(series)
-        scanned = linescan.scan(data, program, self._scan_emit(self._kept_names(columns)))
+        keep = self._kept_names(columns)
+        asked = None if columns is None else set(columns)
+        scanned = linescan.scan(data, program, self._scan_emit(keep, asked))
         valid = pl.lit(True)
         for gnum, rx in program.validators:
             valid = valid & pl.col(f"g{gnum}").str.contains(rx)
@@ -863,17 +869,30 @@ class PatternDecoder(Decoder):
         df, self.rejects = self._convert(groups, lines_at, columns)
         return df, scanned.n_lines
 
-    def _scan_emit(self, keep: set[str] | None) -> dict[int, int]:
-        """Which columns the scanner returns for the record keys `keep` (None: all): a field's
-        converted column when the scanner converts it, else its text; the text of fields that
-        polars still checks or converts (they may reject the line); a derived field's parts. The
+    def _without_sources(self, df: pl.DataFrame, columns: Collection[str] | None) -> pl.DataFrame:
+        """`df` without the source fields of derived fields that were only there for them (the
+        scanner does not return their text: see `_scan_emit`)."""
+        if columns is None:
+            return df
+        keep = self._kept_names(columns)
+        unasked = {d.source for d in self._needed_derived(keep) if d.source} - set(columns)
+        return df.drop([c for c in unasked if c in df.columns])
+
+    def _scan_emit(self, keep: set[str] | None, asked: set[str] | None) -> dict[int, int]:
+        """Which columns the scanner returns for the record keys `keep` (None: all) when `asked`
+        were asked for: a field's converted column when the scanner converts it, else its text;
+        the text of fields that polars still checks or converts (they may reject the line); the
+        parts of a derived field that are needed, and its source's text only if asked for. The
         scanner's own conversions cannot reject a line it takes (it declines it instead)."""
         assert self.scan_program is not None
         program = self.scan_program
+        native = self._needed_native(keep)
+        sources = {d.source for d, _ in native}
         emit: dict[int, int] = {}
         for gnum, out in self.outputs:
             converted = program.conversions.get(gnum) in ("int", "clf")
-            if keep is None or out.name in keep:
+            only_a_source = asked is not None and out.name in sources and out.name not in asked
+            if keep is None or (out.name in keep and not only_a_source):
                 flag = linescan.CONVERTED if converted else linescan.VALUES
             elif out.py is None or out.exact_vec or converted or out.guard == "\\":
                 continue  # (a guard of a backslash: the identity on every line the scanner takes)
@@ -882,8 +901,10 @@ class PatternDecoder(Decoder):
             emit[gnum] = emit.get(gnum, 0) | flag
         for gnum, _ in program.validators:
             emit[gnum] = emit.get(gnum, 0) | linescan.VALUES
-        for _, gnum in self._needed_native(keep):
-            emit[gnum] = emit.get(gnum, 0) | linescan.CONVERTED
+        for d, gnum in native:
+            for name, k in zip(d.names, d.parts, strict=True):
+                if keep is None or name in keep:
+                    emit[gnum] = emit.get(gnum, 0) | linescan.CONVERTED << k
         return emit
 
     def _unscanned_conversions(self) -> list[pl.Expr]:
@@ -943,7 +964,7 @@ class PatternDecoder(Decoder):
         needed = self._needed_native(keep)
         if needed and "__scanned" in present:
             for _, gnum in needed:
-                exprs.extend(pl.col(n) for n in linescan.request_part_names(gnum))
+                exprs.extend(pl.col(n) for n in linescan.request_part_names(gnum) if n in present)
             exprs.append(pl.col("__scanned"))
         cache[(keep, present)] = exprs, fallbacks
         return exprs, fallbacks
@@ -979,7 +1000,7 @@ class PatternDecoder(Decoder):
                         pl.when(errors & reasons.is_null()).then(msg).otherwise(reasons)
                     ).to_series()
                 )
-        out_df = self._finish_rows(conv.lazy().filter(pl.col("__ok")), keep)
+        out_df = self._without_sources(self._finish_rows(conv.lazy().filter(pl.col("__ok")), keep), columns)
         bad = ~conv["__ok"]
         bad_rows = conv["__row"].filter(bad)
         bad_lines = lines_at(bad_rows) if len(bad_rows) else pl.Series([], dtype=pl.String)
@@ -1020,11 +1041,11 @@ class PatternDecoder(Decoder):
         return pl.concat([clean, dirty], how="vertical").sort("__row")
 
 
-def _scanned_parts(df: pl.DataFrame, d: Derived, group: int) -> pl.DataFrame:
-    """`d`'s fields: the parts the line scanner split off capture `group`, and `d.frame` on the rows
-    it did not scan."""
+def _scanned_parts(df: pl.DataFrame, d: Derived, group: int, wanted: list[str]) -> pl.DataFrame:
+    """`d`'s fields `wanted`: the parts the line scanner split off capture `group`, and `d.frame` on
+    the rows it did not scan."""
     names = linescan.request_part_names(group)
-    parts = {n: df[names[k]].clone() for n, k in zip(d.names, d.parts, strict=True)}
+    parts = {n: df[names[k]].clone() for n, k in zip(d.names, d.parts, strict=True) if n in wanted}
     unscanned = ~df["__scanned"]
     if unscanned.any():
         rows = unscanned.arg_true()

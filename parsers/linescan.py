@@ -309,7 +309,9 @@ def request_part_names(group: int) -> list[str]:
     return [f"q{group}_{k}" for k in range(3)]
 
 
-VALUES, CONVERTED = 1, 2  # what `scan` returns of a capture group (flags)
+# What `scan` returns of a capture group (flags): its values, its conversion's column; for a
+# "request" conversion, CONVERTED << k for part k (method, URI, protocol).
+VALUES, CONVERTED = 1, 2
 
 
 def scan(data: bytes | memoryview, program: ScanProgram, emit: dict[int, int] | None = None) -> Scan:
@@ -331,7 +333,10 @@ def scan(data: bytes | memoryview, program: ScanProgram, emit: dict[int, int] | 
             frame[f"g{group}"] = pl.Series(_Arrow(values))
         conversion = program.conversions.get(group)
         names = request_part_names(group) if conversion == "request" else [converted_name(group)]
-        for name, pair in zip(names, extra, strict=False):
+        names = names if conversion is not None else []
+        flag = None if emit is None else emit.get(group, 0)
+        names = [n for k, n in enumerate(names) if flag is None or flag & (CONVERTED << k)]
+        for name, pair in zip(names, extra, strict=True):
             frame[name] = pl.Series(_Arrow(pair))
     frame["__row"] = pl.Series(_Arrow(rows))
     return Scan(pl.DataFrame(frame), declined, n_lines)

@@ -488,6 +488,23 @@ def test_columns_agree_on_apache(columns):
     agree(d, to_bytes(_generated(200, 4) + TRICKY), columns)
 
 
+@pytest.mark.parametrize(
+    "columns",
+    [["request_uri"], ["request_method", "status"], ["server_protocol"], ["request", "request_uri"]],
+    ids=str,
+)
+def test_a_derived_field_brings_only_what_was_asked(columns):
+    """A derived field is computed from its source alone; the source comes back only when asked
+    for, and no column comes back empty on the lines the scanner took (it returns only the parts
+    it was asked for)."""
+    d = build_decoder("nginx")
+    data = to_bytes(_generated(300, 5) + TRICKY) + TRICKY_BYTES["requests"]
+    full, _ = agree(d, data)
+    got, _ = agree(d, data, columns)
+    assert set(got.columns) == set(columns)
+    assert got.equals(full.select(got.columns))
+
+
 # -- conversions ------------------------------------------------------------------------------------
 
 DECODER_NGINX = build_decoder("nginx")
