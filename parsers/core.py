@@ -793,9 +793,12 @@ class PatternDecoder(Decoder):
         needed = self._needed_derived(keep)
         return [(d, gnum) for d, gnum in self._native_derived if any(d is n for n in needed)]
 
-    def _finish_rows(self, good: pl.LazyFrame, keep: set[str] | None = None) -> pl.DataFrame:
+    def _finish_rows(
+        self, good: pl.LazyFrame, keep: set[str] | None = None, all_scanned: bool = False
+    ) -> pl.DataFrame:
         """Converted columns v0..vK of good rows -> records: same-name fields coalesced, derived
-        fields, constants, the decoder's column order and dtypes (only `keep` when given)."""
+        fields, constants, the decoder's column order and dtypes (only `keep` when given).
+        `all_scanned`: the line scanner took every row, so its derived parts are whole columns."""
         # Same name from several pieces: the last one that has a value wins.
         by_name: dict[str, list[str]] = {}
         for k, (_, out) in enumerate(self.outputs):
@@ -819,22 +822,23 @@ class PatternDecoder(Decoder):
         for d in self._needed_derived(keep):
             if has_native and id(d) in native:
                 wanted = [n for n in d.names if keep is None or n in keep]
-                out_lf = _scanned_parts(out_lf.collect(), d, native[id(d)], wanted).lazy()
+                if all_scanned:
+                    names = linescan.request_part_names(native[id(d)])
+                    pairs = zip(d.names, d.parts, strict=True)
+                    out_lf = out_lf.with_columns(pl.col(names[k]).alias(n) for n, k in pairs if n in wanted)
+                else:
+                    out_lf = _scanned_parts(out_lf.collect(), d, native[id(d)], wanted).lazy()
             else:
                 # expression-only steps join the same query; the others need the data in hand
                 out_lf = d.frame(out_lf) if d.lazy else d.frame(out_lf.collect()).lazy()
-        out_df = out_lf.collect()
+        # constants, column order and dtypes in the same query (a file is many chunks: each
+        # collect has a fixed cost)
         constants = {k: v for k, v in self.constants.items() if keep is None or k in keep}
-        if constants:
-            out_df = out_df.with_columns(
-                [pl.lit(v, dtype=self._dtypes[k]).alias(k) for k, v in constants.items()]
-                if out_df.height
-                else [pl.Series(k, [], dtype=self._dtypes[k]) for k in constants]
-            )
-        wanted = [c for c in self.columns if c in out_df.columns and (keep is None or c in keep)]
-        out_df = out_df.select(wanted)
-        schema = {k: v for k, v in self.polars_schema().items() if k in out_df.columns}
-        return out_df.cast(schema, strict=False) if out_df.width else out_df
+        out_lf = out_lf.with_columns(pl.lit(v, dtype=self._dtypes[k]).alias(k) for k, v in constants.items())
+        names = out_lf.collect_schema().names()
+        wanted = [c for c in self.columns if c in names and (keep is None or c in keep)]
+        dtypes = self.polars_schema()
+        return out_lf.select(pl.col(c).cast(dtypes[c], strict=False) for c in wanted).collect()
 
     def frame_bytes(
         self, data: bytes | memoryview, columns: Collection[str] | None = None
@@ -1000,7 +1004,9 @@ class PatternDecoder(Decoder):
                         pl.when(errors & reasons.is_null()).then(msg).otherwise(reasons)
                     ).to_series()
                 )
-        out_df = self._without_sources(self._finish_rows(conv.lazy().filter(pl.col("__ok")), keep), columns)
+        all_scanned = "__scanned" in conv.columns and bool(conv["__scanned"].all())
+        good = self._finish_rows(conv.lazy().filter(pl.col("__ok")), keep, all_scanned)
+        out_df = self._without_sources(good, columns)
         bad = ~conv["__ok"]
         bad_rows = conv["__row"].filter(bad)
         bad_lines = lines_at(bad_rows) if len(bad_rows) else pl.Series([], dtype=pl.String)
