@@ -278,12 +278,12 @@ def _chunks(stream: Any, raw: Any, chunk_bytes: int, ring: int = 1) -> Iterator[
     turn = 0
     while True:
         need = len(carry) + chunk_bytes
-        if len(buffers) < ring:
+        slot = turn % ring
+        if slot == len(buffers):
             buffers.append(bytearray(need))
-        elif len(buffers[turn % ring]) < need:
-            buffers[turn % ring] = bytearray(need)
-        buf = buffers[turn % ring]
-        turn += 1
+        elif len(buffers[slot]) < need:
+            buffers[slot] = bytearray(need)
+        buf = buffers[slot]
         buf[: len(carry)] = carry
         got = stream.readinto(memoryview(buf)[len(carry) : need]) or 0
         total = len(carry) + got
@@ -293,8 +293,9 @@ def _chunks(stream: Any, raw: Any, chunk_bytes: int, ring: int = 1) -> Iterator[
             return
         cut = buf.rfind(b"\n", 0, total) + 1
         if cut == 0:
-            carry = bytes(buf[:total])  # a line longer than a chunk: read on
+            carry = bytes(buf[:total])  # a line longer than a chunk: read on, into the same buffer
             continue
+        turn += 1  # (only a buffer handed out counts: the others are still in use)
         carry = bytes(buf[cut:total])
         pos = raw.tell() if raw is not None else last + cut  # (the file's own units: .gz is compressed)
         yield memoryview(buf)[:cut], pos - last

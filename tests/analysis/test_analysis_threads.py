@@ -49,3 +49,43 @@ def test_chunks_on_threads_keep_order_and_line_numbers(tmp_path, monkeypatch, gz
     assert status["status"].to_list() == whole["status"].to_list()
     assert info3.rejected == len(bad)
     assert "request_uri" in info3.fields  # every field of the format is still known
+
+
+def test_lines_longer_than_a_chunk_and_reused_buffers(tmp_path, monkeypatch):
+    """Chunk buffers are reused in turn: a line longer than a chunk (read on into the same buffer)
+    must not make a buffer that is still being decoded be written again."""
+    lines, _ = _log(1500)
+    for i in range(0, len(lines), 40):
+        lines[i] = lines[i].replace('"ua ', '"' + "u" * (10_000 + i) + " ")  # each spans several chunks
+    path = tmp_path / "long.log"
+    path.write_bytes(("\n".join(lines)).encode())  # and no newline at the end
+    choice = sources.DecoderChoice()
+
+    def load(chunk: int, threads: int) -> pl.DataFrame:
+        monkeypatch.setattr(sources, "CHUNK_BYTES", chunk)
+        monkeypatch.setattr(sources, "DECODE_THREADS", threads)
+        return sources.load_log(str(path), choice, use_cache=False)[0].collect()
+
+    whole = load(1 << 30, 1)
+    assert whole.height == 1500 - len([i for i in range(1, 1501) if i % 97 == 0])
+    assert whole["http_user_agent"].str.len_chars().max() > 10_000
+    for chunk in (4096, 9000):
+        assert load(chunk, 2).equals(whole)
+
+
+@pytest.mark.parametrize("ring", [2, 3, 4])
+def test_a_chunk_buffer_is_written_again_only_ring_chunks_later(ring):
+    """`_chunks`' contract, checked directly: when chunk n is handed out, the `ring - 1` chunks
+    before it are untouched, also across lines longer than a chunk; the chunks join up to the input."""
+    import io
+
+    rows = [("x" * (n % 7 * 3000 + 5)) for n in range(200)]  # many lines longer than a 4 KB chunk
+    data = ("\n".join(rows) + "\n").encode()
+    held: list[tuple[memoryview, bytes]] = []
+    out = bytearray()
+    for chunk, _ in sources._chunks(io.BytesIO(data), None, 4096, ring=ring):
+        for view, copy in held[-(ring - 1) :]:
+            assert bytes(view) == copy, "a chunk still in use was overwritten"
+        held.append((chunk, bytes(chunk)))
+        out += chunk
+    assert bytes(out) == data
