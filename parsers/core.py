@@ -30,9 +30,8 @@ import contextlib
 import copy
 import gzip
 import io
-import mmap
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,18 +253,6 @@ def record_to_message(record: Mapping[str, Any], schema: Mapping[str, tuple[Valu
     return msg
 
 
-def _map_file(path: str | Path) -> mmap.mmap | None:
-    """A plain (not gzip), non-empty file mapped read-only, or None: the scanner then reads the page
-    cache in place, on both threads, instead of a copy of the whole file read first."""
-    try:
-        with open(path, "rb") as f:
-            if f.read(2) == b"\x1f\x8b":
-                return None
-            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError):  # (an empty file cannot be mapped; read_bytes reports the errors)
-        return None
-
-
 def _as_series(lines: Iterable[str] | pl.Series) -> pl.Series:
     if isinstance(lines, pl.Series):
         s = lines.cast(pl.String)
@@ -314,6 +301,62 @@ def read_bytes(path: str | Path) -> bytes:
         except (OSError, EOFError) as exc:
             raise InputError(f"bad gzip data: {exc}", file=str(path)) from exc
     return data
+
+
+@contextlib.contextmanager
+def open_binary(path: str | Path) -> Iterator[Any]:
+    """A log file opened for reading bytes, gunzipped when it starts with the gzip magic."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
+    with f:
+        stream: Any = gzip.GzipFile(fileobj=f) if f.peek(2)[:2] == b"\x1f\x8b" else f
+        try:
+            yield stream
+        except (OSError, EOFError) as exc:
+            raise InputError(f"cannot read: {exc}", file=str(path)) from exc
+
+
+def line_chunks(
+    stream: Any, chunk_bytes: int, *, ring: int = 0, raw: Any = None
+) -> Iterator[tuple[memoryview, int]]:
+    """(whole lines, bytes of the underlying file `raw` consumed) from a binary stream: chunks of
+    about `chunk_bytes` that end at a newline (the last one may not).
+
+    Each chunk is read straight into a buffer, after the part line the previous read ended with: no
+    chunk is copied (at this size a copy costs more than decoding it). With `ring`, that many
+    buffers are used in turn: a chunk's buffer is written again `ring` chunks later, so the consumer
+    must be done with a chunk by then (fresh memory costs a page fault per 4 KB: reusing it is
+    faster). Without, every chunk has a buffer of its own."""
+    last = raw.tell() if raw is not None else 0
+    carry = b""
+    buffers: list[bytearray] = []
+    turn = 0
+    while True:
+        need = len(carry) + chunk_bytes
+        slot = turn % ring if ring else 0
+        if not ring or slot == len(buffers):
+            buffers[slot:] = [bytearray(need)]
+        elif len(buffers[slot]) < need:
+            buffers[slot] = bytearray(need)
+        buf = buffers[slot]
+        buf[: len(carry)] = carry
+        got = stream.readinto(memoryview(buf)[len(carry) : need]) or 0
+        total = len(carry) + got
+        if got == 0:
+            if carry:  # the last line, without a newline
+                yield memoryview(buf)[:total], (raw.tell() if raw is not None else last + total) - last
+            return
+        cut = buf.rfind(b"\n", 0, total) + 1
+        if cut == 0:
+            carry = bytes(buf[:total])  # a line longer than a chunk: read on, into the same buffer
+            continue
+        turn += 1  # (only a buffer handed out counts: the others are still in use)
+        carry = bytes(buf[cut:total])
+        pos = raw.tell() if raw is not None else last + cut  # (the file's own units: .gz is compressed)
+        yield memoryview(buf)[:cut], pos - last
+        last = pos
 
 
 def lines_series_from_bytes(data: bytes) -> pl.Series:
@@ -725,37 +768,34 @@ class PatternDecoder(Decoder):
 
     def frame_file(self, path: str | Path) -> pl.DataFrame:
         """Decode a whole file (``.gz`` transparently): cut into chunks of whole lines that two threads
-        split into lines and decode at once (polars releases the GIL); rejects keep file line numbers."""
-        scanner = self.scan_program is not None and linescan.available()
-        mapped = _map_file(path) if scanner else None
-        try:
-            return self._frame_data(mapped if mapped is not None else read_bytes(path))
-        finally:
-            if mapped is not None:
-                with contextlib.suppress(BufferError):  # a view still held: the collector closes it
-                    mapped.close()
+        split into lines and decode at once (polars releases the GIL); rejects keep file line numbers.
 
-    def _frame_data(self, data: bytes | mmap.mmap) -> pl.DataFrame:
-        """`frame_file` on the file's bytes (`data`: in memory, or mapped when the scanner runs)."""
-        starts = [0]
-        while starts[-1] < len(data):
-            end = data.find(b"\n", starts[-1] + _CHUNK_BYTES)
-            starts.append(len(data) if end < 0 else end + 1)
-        if len(starts) <= 2 and (self.scan_program is None or not linescan.available()):
-            return self.frame(lines_series_from_bytes(data))
+        With the line scanner, chunks are read one after the other while the threads decode the
+        ones before (reading is then no longer a step of its own)."""
+        if self.scan_program is not None and linescan.available():
 
-        def one(i: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-            if self.scan_program is not None and linescan.available():
-                chunk = memoryview(data)[starts[i] : starts[i + 1]]  # (no copy)
+            def scan(chunk: memoryview) -> tuple[pl.DataFrame, pl.DataFrame, int]:
                 # a copy of the decoder: `.rejects` is per call, and two threads call at once
                 twin = copy.copy(self)
                 df, lines = twin.frame_bytes(chunk)
                 return df, twin.rejects, lines
+
+            with open_binary(path) as stream:
+                return self._join_chunks(scan, (chunk for chunk, _ in line_chunks(stream, _CHUNK_BYTES)))
+        data = read_bytes(path)
+        starts = [0]
+        while starts[-1] < len(data):
+            end = data.find(b"\n", starts[-1] + _CHUNK_BYTES)
+            starts.append(len(data) if end < 0 else end + 1)
+        if len(starts) <= 2:
+            return self.frame(lines_series_from_bytes(data))
+
+        def one(i: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
             series = lines_series_from_bytes(data[starts[i] : starts[i + 1]])
             df, rej = self._frame_chunk(_as_series(series), parallel=False)
             return df, rej, len(series)
 
-        return self._join_chunks(one, len(starts) - 1)
+        return self._join_chunks(one, range(len(starts) - 1))
 
     def frame(self, lines: Iterable[str] | pl.Series, columns: Collection[str] | None = None) -> pl.DataFrame:
         """Bulk decode: good rows as a DataFrame (columns as `decode` records); rejects in `.rejects`.
@@ -776,16 +816,19 @@ class PatternDecoder(Decoder):
             df, rej = self._frame_chunk(_as_series(chunk), False, columns)
             return df, rej, len(chunk)
 
-        return self._join_chunks(one, -(-len(raw) // _CHUNK_ROWS))
+        return self._join_chunks(one, range(-(-len(raw) // _CHUNK_ROWS)))
 
     def _join_chunks(
-        self, decode: Callable[[int], tuple[pl.DataFrame, pl.DataFrame, int]], n: int
+        self, decode: Callable[[Any], tuple[pl.DataFrame, pl.DataFrame, int]], chunks: Iterable[Any]
     ) -> pl.DataFrame:
-        """`decode(i)` for chunks 0..n-1 -> (rows, rejects, lines in the chunk), two at a time (while one
-        waits in a polars kernel the other runs: polars releases the GIL); the rows joined in input
-        order, the rejects in `.rejects` with line numbers counted from the first chunk."""
+        """`decode(chunk)` for each of `chunks` -> (rows, rejects, lines in the chunk), two at a time
+        (while one waits in a polars kernel the other runs: polars releases the GIL); the rows joined
+        in input order, the rejects in `.rejects` with line numbers counted from the first chunk.
+        `chunks` is taken in this thread, as the workers go (it may read a file)."""
         with ThreadPoolExecutor(2) as ex:
-            results = list(ex.map(decode, range(n)))
+            results = list(ex.map(decode, chunks))
+        if not results:  # an empty file
+            return self.frame([])
         rejects, first = [], 0
         for _, rej, lines in results:
             rejects.append(rej.with_columns(pl.col("lineno") + first))

@@ -265,43 +265,6 @@ def choose_decoder_factory(
     raise DecodeError("cannot recognise the log format", file=path)
 
 
-def _chunks(stream: Any, raw: Any, chunk_bytes: int, ring: int = 1) -> Iterator[tuple[memoryview, int]]:
-    """(whole lines, bytes of the underlying file consumed) — chunks end at a newline.
-
-    Each chunk is read straight into a buffer, after the part line the previous read ended with:
-    no chunk is copied (at this size a copy costs more than decoding it). The buffers are used in
-    turn, `ring` of them: a chunk's buffer is written again `ring` chunks later, so the consumer must
-    be done with a chunk by then (fresh memory costs a page fault per 4 KB: reusing it is faster)."""
-    last = raw.tell() if raw is not None else 0
-    carry = b""
-    buffers: list[bytearray] = []
-    turn = 0
-    while True:
-        need = len(carry) + chunk_bytes
-        slot = turn % ring
-        if slot == len(buffers):
-            buffers.append(bytearray(need))
-        elif len(buffers[slot]) < need:
-            buffers[slot] = bytearray(need)
-        buf = buffers[slot]
-        buf[: len(carry)] = carry
-        got = stream.readinto(memoryview(buf)[len(carry) : need]) or 0
-        total = len(carry) + got
-        if got == 0:
-            if carry:  # the last line, without a newline
-                yield memoryview(buf)[:total], (raw.tell() if raw is not None else last + total) - last
-            return
-        cut = buf.rfind(b"\n", 0, total) + 1
-        if cut == 0:
-            carry = bytes(buf[:total])  # a line longer than a chunk: read on, into the same buffer
-            continue
-        turn += 1  # (only a buffer handed out counts: the others are still in use)
-        carry = bytes(buf[cut:total])
-        pos = raw.tell() if raw is not None else last + cut  # (the file's own units: .gz is compressed)
-        yield memoryview(buf)[:cut], pos - last
-        last = pos
-
-
 def _decode_chunks(
     spec: tuple[str, dict[str, Any]],
     chunks: Iterator[tuple[memoryview, int]],
@@ -479,8 +442,10 @@ def load_log(
     first_line = 0
     fields: list[str] = []
     # The cache needs every column; otherwise only what the query reads is kept.
+    from hekacli.parsers.core import line_chunks
+
     # `_decode_chunks` is done with a chunk before it takes DECODE_THREADS + 1 more
-    chunks = _chunks(stream, raw, CHUNK_BYTES, ring=DECODE_THREADS + 2)
+    chunks = line_chunks(stream, CHUNK_BYTES, ring=DECODE_THREADS + 2, raw=raw)
     decoded = _decode_chunks(spec, chunks, None if writer is not None else columns)
     try:
         for df, all_fields, count, rejects, n_lines, consumed in decoded:

@@ -6,6 +6,7 @@ import gzip
 
 import polars as pl
 import pytest
+from hekacli.parsers.core import line_chunks
 
 from hekacli.analysis import sources
 
@@ -73,9 +74,9 @@ def test_lines_longer_than_a_chunk_and_reused_buffers(tmp_path, monkeypatch):
         assert load(chunk, 2).equals(whole)
 
 
-@pytest.mark.parametrize("ring", [2, 3, 4])
+@pytest.mark.parametrize("ring", [0, 2, 3, 4])  # 0: a buffer of its own for every chunk
 def test_a_chunk_buffer_is_written_again_only_ring_chunks_later(ring):
-    """`_chunks`' contract, checked directly: when chunk n is handed out, the `ring - 1` chunks
+    """`line_chunks`' contract, checked directly: when chunk n is handed out, the `ring - 1` chunks
     before it are untouched, also across lines longer than a chunk; the chunks join up to the input."""
     import io
 
@@ -83,8 +84,8 @@ def test_a_chunk_buffer_is_written_again_only_ring_chunks_later(ring):
     data = ("\n".join(rows) + "\n").encode()
     held: list[tuple[memoryview, bytes]] = []
     out = bytearray()
-    for chunk, _ in sources._chunks(io.BytesIO(data), None, 4096, ring=ring):
-        for view, copy in held[-(ring - 1) :]:
+    for chunk, _ in line_chunks(io.BytesIO(data), 4096, ring=ring):
+        for view, copy in held[-(ring - 1) :] if ring else held:
             assert bytes(view) == copy, "a chunk still in use was overwritten"
         held.append((chunk, bytes(chunk)))
         out += chunk
