@@ -53,8 +53,10 @@ def test_chunks_on_threads_keep_order_and_line_numbers(tmp_path, monkeypatch, gz
 
 
 def test_lines_longer_than_a_chunk_and_reused_buffers(tmp_path, monkeypatch):
-    """Chunk buffers are reused in turn: a line longer than a chunk (read on into the same buffer)
-    must not make a buffer that is still being decoded be written again."""
+    """Lines longer than a chunk (read on into the same buffer), many chunks on two threads with
+    reused buffers, no newline at the end: the same rows as one chunk. (Whether a buffer still in
+    use is written again depends on thread timing here; the next test checks that contract
+    directly.)"""
     lines, _ = _log(1500)
     for i in range(0, len(lines), 40):
         lines[i] = lines[i].replace('"ua ', '"' + "u" * (10_000 + i) + " ")  # each spans several chunks
