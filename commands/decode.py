@@ -413,30 +413,53 @@ def _fast_jsonl(out: IO[str]) -> Callable[[dict[str, Any]], None]:
 
 
 def _bulk_parquet(decoder: Any, paths: list[str], output: str, matcher: Any, rej: Rejects) -> tuple[int, int]:
-    """The bulk path: whole files decoded column-wise with polars, written as Parquet."""
+    """The bulk path: files decoded column-wise with polars, chunk by chunk, into one Parquet file.
+
+    With a decoder whose columns do not depend on the input, each chunk is written while the next
+    ones are decoded; otherwise (JSON lines) the files are joined first, columns as the union."""
     import polars as pl
 
-    frames = []
-    decoded = 0
-    for name in paths:
-        display = "<stdin>" if name == "-" else name
-        if name == "-":
-            data = sys.stdin.buffer.read()
-            if data[:2] == b"\x1f\x8b":
-                import gzip
+    from hekacli.parquet import write_parquet_frames
 
-                data = gzip.decompress(data)
-            from hekacli.parsers.core import lines_series_from_bytes
+    counts = {"decoded": 0}
 
-            df = decoder.frame(lines_series_from_bytes(data))
-        else:
-            df = decoder.frame_file(name)  # a missing/unreadable file is a clear InputError
-        decoded += df.height
-        if decoder.rejects is not None:
-            for number, text_line, reason in decoder.rejects.iter_rows():
-                rej.add(display, number, text_line, reason)
-        frames.append(df)
-    df = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+    def chunks() -> Iterator[pl.DataFrame]:
+        for name in paths:
+            display = "<stdin>" if name == "-" else name
+            for df, rejects in _file_chunks(decoder, name):
+                counts["decoded"] += df.height
+                for number, text_line, reason in rejects.iter_rows():
+                    rej.add(display, number, text_line, reason)
+                yield _for_parquet(df, matcher)
+
+    frames: Iterator[pl.DataFrame] = chunks()
+    if not decoder.fixed_schema:
+        parts = list(frames)
+        frames = iter([pl.concat(parts, how="diagonal_relaxed")] if parts else [])
+    kept = write_parquet_frames(frames, output)
+    return counts["decoded"], kept
+
+
+def _file_chunks(decoder: Any, name: str) -> Iterator[tuple[Any, Any]]:
+    """(rows, rejects) of one input, chunk by chunk (stdin: all at once)."""
+    if name != "-":
+        yield from decoder.frame_file_chunks(name)  # a missing/unreadable file is a clear InputError
+        return
+    data = sys.stdin.buffer.read()
+    if data[:2] == b"\x1f\x8b":
+        import gzip
+
+        data = gzip.decompress(data)
+    from hekacli.parsers.core import lines_series_from_bytes
+
+    df = decoder.frame(lines_series_from_bytes(data))
+    yield df, decoder.rejects
+
+
+def _for_parquet(df: Any, matcher: Any) -> Any:
+    """A chunk of rows as written: only those `matcher` keeps, Timestamp as a UTC datetime."""
+    import polars as pl
+
     if matcher is not None and df.height:
         try:
             expr = matcher.polars_expr(df.collect_schema())
@@ -455,11 +478,7 @@ def _bulk_parquet(decoder: Any, paths: list[str], output: str, matcher: Any, rej
             )
     if "Timestamp" in df.columns:
         df = df.with_columns(pl.from_epoch("Timestamp", time_unit="ns").dt.replace_time_zone("UTC"))
-    try:
-        df.write_parquet(output)
-    except OSError as exc:
-        raise OutputError(f"cannot write: {exc.strerror or exc}", file=output) from None
-    return decoded, df.height
+    return df
 
 
 def register(app: typer.Typer) -> None:

@@ -32,7 +32,6 @@ import gzip
 import io
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ import polars as pl
 
 from hekacli.errors import InputError
 from hekacli.message import Field, Message, ValueType
+from hekacli.ordered_map import ordered_map
 
 from . import grammar as g
 from . import linescan
@@ -58,6 +58,7 @@ HEADER_DTYPES: dict[str, pl.DataType] = {
 _PARALLEL_MIN_ROWS = 50_000
 _CHUNK_ROWS = 250_000
 _CHUNK_BYTES = 16 << 20  # text per chunk when decoding a file
+_THREADS = 2  # chunks decoded at once (polars and the line scanner release the GIL)
 
 
 @dataclass
@@ -158,6 +159,9 @@ class Decoder:
     message_type: str = ""
     schema: dict[str, tuple[ValueType, str]]
     rejects: pl.DataFrame | None = None  # after frame(): lineno, line, reason
+    # Every frame has the columns and dtypes of `polars_schema()` whatever the input (a decoder
+    # that infers its columns from the data, like JSON lines, has not).
+    fixed_schema: bool = False
 
     def decode(self, line: str) -> dict[str, Any] | None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -194,6 +198,12 @@ class Decoder:
     def frame_file(self, path: str | Path) -> pl.DataFrame:
         """Decode a whole file (``.gz`` transparently) with the bulk path."""
         return self.frame(read_lines_series(path))
+
+    def frame_file_chunks(self, path: str | Path) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+        """A whole file decoded chunk by chunk, in order: (rows, rejects with the file's line
+        numbers). This default gives the whole file as one chunk."""
+        df = self.frame_file(path)
+        yield df, self.rejects if self.rejects is not None else _rejects_frame([], [], [])
 
     def _rows_to_frame(self, rows: list[dict[str, Any]]) -> pl.DataFrame:
         schema = self.polars_schema()
@@ -264,6 +274,16 @@ def _as_series(lines: Iterable[str] | pl.Series) -> pl.Series:
     if s.str.ends_with("\r").any():
         s = s.str.strip_suffix("\r")
     return s.alias("line")
+
+
+def _numbered(
+    results: Iterable[tuple[pl.DataFrame, pl.DataFrame, int]],
+) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """(rows, rejects, lines in the chunk) per chunk -> (rows, rejects numbered from the first chunk)."""
+    first = 0
+    for df, rej, lines in results:
+        yield df, rej.with_columns(pl.col("lineno") + first) if first else rej
+        first += lines
 
 
 def _rejects_frame(numbers: list[int], lines: list[str], reasons: list[str]) -> pl.DataFrame:
@@ -409,6 +429,8 @@ def open_text_lines(path: str | Path) -> io.TextIOBase:
 # =================================================================================================
 class PatternDecoder(Decoder):
     """A decoder compiled from pieces into one regex; see the module docstring."""
+
+    fixed_schema = True
 
     def __init__(
         self,
@@ -755,20 +777,25 @@ class PatternDecoder(Decoder):
         if parallel and len(lines) >= _PARALLEL_MIN_ROWS:
             # polars runs one string kernel on one thread; split the column across two.
             half = len(lines) // 2
-            with ThreadPoolExecutor(2) as ex:
-                parts = list(
-                    ex.map(
-                        lambda s: s.str.extract_groups(pattern).struct.unnest(), [lines[:half], lines[half:]]
-                    )
+            parts = list(
+                ordered_map(
+                    lambda s: s.str.extract_groups(pattern).struct.unnest(), [lines[:half], lines[half:]], 2
                 )
+            )
             df = pl.concat(parts, how="vertical")
         else:
             df = lines.str.extract_groups(pattern).struct.unnest()
         return df.select(names)
 
     def frame_file(self, path: str | Path) -> pl.DataFrame:
-        """Decode a whole file (``.gz`` transparently): cut into chunks of whole lines that two threads
-        split into lines and decode at once (polars releases the GIL); rejects keep file line numbers.
+        """Decode a whole file (``.gz`` transparently): `frame_file_chunks`, joined."""
+        return self._joined(list(self.frame_file_chunks(path)))
+
+    def frame_file_chunks(self, path: str | Path) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+        """Decode a whole file (``.gz`` transparently) chunk by chunk, in order: (rows, rejects with
+        the file's line numbers). Two threads decode at once (the scanner and polars release the
+        GIL), and only a few chunks are held at a time, so a consumer that writes each chunk out
+        (`heka decode -f parquet`) needs memory for those chunks, not for the file.
 
         With the line scanner, chunks are read one after the other while the threads decode the
         ones before (reading is then no longer a step of its own)."""
@@ -780,22 +807,32 @@ class PatternDecoder(Decoder):
                 df, lines = twin.frame_bytes(chunk)
                 return df, twin.rejects, lines
 
+            empty = True
             with open_binary(path) as stream:
-                return self._join_chunks(scan, (chunk for chunk, _ in line_chunks(stream, _CHUNK_BYTES)))
+                # (a ring: at most _THREADS + 1 chunks are in flight, see `ordered_map`)
+                chunks = (chunk for chunk, _ in line_chunks(stream, _CHUNK_BYTES, ring=_THREADS + 2))
+                for part in _numbered(ordered_map(scan, chunks, _THREADS)):
+                    empty = False
+                    yield part
+            if empty:  # still one chunk: the columns, with no rows
+                yield self.frame([]), _rejects_frame([], [], [])
+            return
         data = read_bytes(path)
         starts = [0]
         while starts[-1] < len(data):
             end = data.find(b"\n", starts[-1] + _CHUNK_BYTES)
             starts.append(len(data) if end < 0 else end + 1)
         if len(starts) <= 2:
-            return self.frame(lines_series_from_bytes(data))
+            df = self.frame(lines_series_from_bytes(data))
+            yield df, self.rejects if self.rejects is not None else _rejects_frame([], [], [])
+            return
 
         def one(i: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
             series = lines_series_from_bytes(data[starts[i] : starts[i + 1]])
             df, rej = self._frame_chunk(_as_series(series), parallel=False)
             return df, rej, len(series)
 
-        return self._join_chunks(one, range(len(starts) - 1))
+        yield from _numbered(ordered_map(one, range(len(starts) - 1), _THREADS))
 
     def frame(self, lines: Iterable[str] | pl.Series, columns: Collection[str] | None = None) -> pl.DataFrame:
         """Bulk decode: good rows as a DataFrame (columns as `decode` records); rejects in `.rejects`.
@@ -816,25 +853,14 @@ class PatternDecoder(Decoder):
             df, rej = self._frame_chunk(_as_series(chunk), False, columns)
             return df, rej, len(chunk)
 
-        return self._join_chunks(one, range(-(-len(raw) // _CHUNK_ROWS)))
+        return self._joined(list(_numbered(ordered_map(one, range(-(-len(raw) // _CHUNK_ROWS)), _THREADS))))
 
-    def _join_chunks(
-        self, decode: Callable[[Any], tuple[pl.DataFrame, pl.DataFrame, int]], chunks: Iterable[Any]
-    ) -> pl.DataFrame:
-        """`decode(chunk)` for each of `chunks` -> (rows, rejects, lines in the chunk), two at a time
-        (while one waits in a polars kernel the other runs: polars releases the GIL); the rows joined
-        in input order, the rejects in `.rejects` with line numbers counted from the first chunk.
-        `chunks` is taken in this thread, as the workers go (it may read a file)."""
-        with ThreadPoolExecutor(2) as ex:
-            results = list(ex.map(decode, chunks))
-        if not results:  # an empty file
+    def _joined(self, parts: list[tuple[pl.DataFrame, pl.DataFrame]]) -> pl.DataFrame:
+        """The rows of `parts` (rows, numbered rejects) joined in order; their rejects in `.rejects`."""
+        if not parts:  # an empty file
             return self.frame([])
-        rejects, first = [], 0
-        for _, rej, lines in results:
-            rejects.append(rej.with_columns(pl.col("lineno") + first))
-            first += lines
-        self.rejects = pl.concat(rejects, how="vertical")
-        return pl.concat([d for d, _, _ in results], how="vertical")
+        self.rejects = pl.concat([rej for _, rej in parts], how="vertical")
+        return pl.concat([df for df, _ in parts], how="vertical")
 
     def _kept_names(self, columns: Collection[str] | None) -> set[str] | None:
         """The record keys to compute for `columns` (None: all). A derived field needs its source

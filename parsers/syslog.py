@@ -154,6 +154,8 @@ def rfc3164_decoder(message_type: str = "syslog") -> PatternDecoder:
 class FirstMatchDecoder(Decoder):
     """Tries several decoders in order; the first that accepts a line wins (both paths)."""
 
+    fixed_schema = True
+
     def __init__(self, kind: str, message_type: str, decoders: list[PatternDecoder]) -> None:
         self.kind = kind
         self.message_type = message_type

@@ -1,4 +1,7 @@
-"""The `heka` entry point itself: version, help, error policy."""
+"""The `heka` entry point itself: version, help, error policy, how the process ends."""
+
+import subprocess
+import sys
 
 from conftest import run_heka
 
@@ -49,3 +52,40 @@ def test_broken_pipe_policy_for_a_command_without_its_own_handler() -> None:
     assert first.startswith(b"{")
     assert proc.returncode == 0, err
     assert b"Traceback" not in err
+
+
+def _python(code: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+
+
+def test_the_process_ends_without_teardown_but_flushes_and_runs_atexit(tmp_path) -> None:
+    """`end_process_now` (what `heka` does after a command): buffered output and atexit handlers
+    are not lost, and the exit code is the command's."""
+    mark = tmp_path / "atexit"
+    res = _python(
+        "import atexit, sys\n"
+        "from hekacli.commands.main import end_process_now\n"
+        f"atexit.register(lambda: open({str(mark)!r}, 'w').write('ran'))\n"
+        "sys.stdout.write('buffered, no newline')\n"
+        "sys.stderr.write('to stderr')\n"
+        "end_process_now(7)\n"
+    )
+    assert res.returncode == 7
+    assert res.stdout == b"buffered, no newline" and res.stderr == b"to stderr"
+    assert mark.read_text() == "ran"
+
+
+def test_the_process_still_waits_for_a_running_thread(tmp_path) -> None:
+    """Teardown would wait for a thread that is not a daemon: so does `end_process_now`."""
+    mark = tmp_path / "thread"
+    res = _python(
+        "import threading, time\n"
+        "from hekacli.commands.main import end_process_now\n"
+        "def work():\n"
+        "    time.sleep(0.3)\n"
+        f"    open({str(mark)!r}, 'w').write('done')\n"
+        "threading.Thread(target=work).start()\n"
+        "end_process_now(3)\n"
+    )
+    assert res.returncode == 3, res.stderr
+    assert mark.read_text() == "done"

@@ -18,15 +18,14 @@ import json
 import os
 import sys
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
 from hekacli.errors import DecodeError, HekaError, InputError, UsageError
+from hekacli.ordered_map import ordered_map
 
 KINDS = ("auto", "log", "jsonl", "parquet", "heka")
 GZIP_MAGIC = b"\x1f\x8b"
@@ -299,24 +298,11 @@ def _decode_chunks(
         count, first = _decoder_rejects(decoder)
         return _keep_columns(df, columns), list(all_fields), count, first, n_lines
 
-    if workers <= 1:
-        for data, consumed in chunks:
-            yield (*run(data), consumed)
-        return
-    pending: deque[tuple[Future[Any], int]] = deque()
-    with ThreadPoolExecutor(workers) as pool:
-        try:
-            for data, consumed in chunks:
-                pending.append((pool.submit(run, data), consumed))
-                if len(pending) >= workers:
-                    fut, used = pending.popleft()
-                    yield (*fut.result(), used)
-            while pending:
-                fut, used = pending.popleft()
-                yield (*fut.result(), used)
-        finally:
-            for fut, _ in pending:
-                fut.cancel()
+    def run_counted(chunk: tuple[memoryview, int]) -> tuple[Any, ...]:
+        data, consumed = chunk
+        return (*run(data), consumed)
+
+    yield from ordered_map(run_counted, chunks, workers)
 
 
 def _keep_columns(df: pl.DataFrame, columns: set[str] | None) -> pl.DataFrame:
