@@ -33,6 +33,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,14 +74,67 @@ static void release_schema(struct ArrowSchema *schema) { schema->release = NULL;
 /* ---- column buffers ----
  * Mapped on their own (from 1 MB) rather than taken from malloc's heap: glibc raises its mmap
  * threshold after the first big free, and big column buffers then fragment the heap and keep the
- * process's memory high long after polars has dropped them (100 MB more for a 1M-line report). A
- * mapping is given back whole when the array is released, and its untouched pages cost nothing. */
+ * process's memory high long after polars has dropped them (100 MB more for a 1M-line report).
+ *
+ * A released mapping is kept in a small pool (up to POOL_LIMIT bytes) and handed out again by the
+ * next chunk: its pages are already there, while a fresh mapping costs a page fault for every 4 KB
+ * written (on a VM, about as much time as scanning the bytes). A pooled mapping shorter than the
+ * request is grown with mremap, which keeps the pages it has. Arrays are released by whichever
+ * thread polars drops them on, so the pool has a lock. */
 #define BUFFER_MAP_MIN ((size_t)1 << 20)
+#define POOL_SLOTS 64
+#define POOL_LIMIT ((size_t)128 << 20)
 
 typedef struct {
     size_t map_len; /* 0: from malloc */
     char pad[56];   /* the payload stays 64-byte aligned, as Arrow recommends */
 } BufferHeader;
+
+static BufferHeader *pool[POOL_SLOTS];
+static int pool_count;
+static size_t pool_bytes;
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A pooled mapping for `total` bytes (the best fit, else the largest grown), or NULL. */
+static BufferHeader *pool_take(size_t total) {
+    pthread_mutex_lock(&pool_lock);
+    int best = -1, largest = -1;
+    for (int i = 0; i < pool_count; i++) {
+        size_t len = pool[i]->map_len;
+        if (len >= total && (best < 0 || len < pool[best]->map_len)) best = i;
+        if (largest < 0 || len > pool[largest]->map_len) largest = i;
+    }
+    int pick = best >= 0 ? best : largest;
+    BufferHeader *h = NULL;
+    if (pick >= 0) {
+        h = pool[pick];
+        pool[pick] = pool[--pool_count];
+        pool_bytes -= h->map_len;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    if (h != NULL && h->map_len < total) {
+        void *grown = mremap(h, h->map_len, total, MREMAP_MAYMOVE);
+        if (grown == MAP_FAILED) {
+            munmap(h, h->map_len);
+            return NULL;
+        }
+        h = grown;
+        h->map_len = total;
+    }
+    return h;
+}
+
+/* Keep mapping `h` for a later buffer_alloc, or give it back when the pool is full. */
+static void pool_give(BufferHeader *h) {
+    pthread_mutex_lock(&pool_lock);
+    int kept = pool_count < POOL_SLOTS && pool_bytes + h->map_len <= POOL_LIMIT;
+    if (kept) {
+        pool[pool_count++] = h;
+        pool_bytes += h->map_len;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    if (!kept) munmap(h, h->map_len);
+}
 
 static void *buffer_alloc(size_t n, int zeroed) {
     size_t total = n + sizeof(BufferHeader);
@@ -88,6 +142,8 @@ static void *buffer_alloc(size_t n, int zeroed) {
     if (total < BUFFER_MAP_MIN) {
         if ((h = zeroed ? calloc(1, total) : malloc(total)) == NULL) return NULL;
         h->map_len = 0;
+    } else if ((h = pool_take(total)) != NULL) {
+        if (zeroed) memset(h + 1, 0, n);
     } else {
         void *map = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (map == MAP_FAILED) return NULL; /* (fresh mappings are zeroed) */
@@ -101,7 +157,7 @@ static void buffer_free(const void *p) {
     if (p == NULL) return;
     BufferHeader *h = (BufferHeader *)p - 1;
     if (h->map_len)
-        munmap(h, h->map_len);
+        pool_give(h);
     else
         free(h);
 }

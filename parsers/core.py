@@ -357,9 +357,10 @@ def line_chunks(
         need = len(carry) + chunk_bytes
         slot = turn % ring if ring else 0
         if not ring or slot == len(buffers):
-            buffers[slot:] = [bytearray(need)]
+            # (in a ring, room for the part line carried over, so the buffer serves every turn)
+            buffers[slot:] = [bytearray(need + chunk_bytes // 8 if ring else need)]
         elif len(buffers[slot]) < need:
-            buffers[slot] = bytearray(need)
+            buffers[slot] = bytearray(need + chunk_bytes // 8)
         buf = buffers[slot]
         buf[: len(carry)] = carry
         got = stream.readinto(memoryview(buf)[len(carry) : need]) or 0

@@ -726,6 +726,33 @@ def test_dates_outside_the_nanosecond_range_are_rejected_on_both_paths():
 # -- frame_file over several chunks -----------------------------------------------------------------
 
 
+def test_column_buffers_used_again_after_release_give_the_same_rows():
+    """Column buffers of 1 MB and more go back to a pool when polars drops them and serve the next
+    chunks (grown when too short). A chunk big enough for pooled buffers is scanned again and again:
+    every time the same rows as the regex path, and a frame still held is never written over."""
+    d = make("nginx combined")
+    data = to_bytes(_generated(12000, 11))
+    assert len(data) > 2 << 20
+    with scanner(False):
+        want, lines = d.frame_bytes(data)
+        want_rejects = d.rejects
+    with scanner(True):
+        held = None
+        for turn in range(5):
+            got, n = d.frame_bytes(data, columns=None if turn % 2 else ["request_uri", "http_user_agent"])
+            assert n == lines
+            if turn % 2:
+                assert_same(got, want, f"rows, turn {turn}")
+                assert_same(d.rejects, want_rejects, f"rejects, turn {turn}")
+            else:
+                assert_same(got, want.select(got.columns), f"two columns, turn {turn}")
+            if turn == 1:
+                held = got
+            del got
+        assert held is not None
+        assert_same(held, want, "a frame held while later chunks were scanned")
+
+
 @pytest.mark.parametrize("name", ["nginx combined", "apache combined", "nginx timed"])
 def test_frame_file_over_many_chunks(name, tmp_path, monkeypatch):
     monkeypatch.setattr(core, "_CHUNK_BYTES", 4096)
