@@ -426,7 +426,8 @@ def _bulk_parquet(decoder: Any, paths: list[str], output: str, matcher: Any, rej
     def chunks() -> Iterator[pl.DataFrame]:
         for name in paths:
             display = "<stdin>" if name == "-" else name
-            for df, rejects in _file_chunks(decoder, name):
+            # (`-` is stdin; a missing or unreadable file is a clear InputError)
+            for df, rejects in decoder.frame_file_chunks(name):
                 counts["decoded"] += df.height
                 for number, text_line, reason in rejects.iter_rows():
                     rej.add(display, number, text_line, reason)
@@ -438,22 +439,6 @@ def _bulk_parquet(decoder: Any, paths: list[str], output: str, matcher: Any, rej
         frames = iter([pl.concat(parts, how="diagonal_relaxed")] if parts else [])
     kept = write_parquet_frames(frames, output)
     return counts["decoded"], kept
-
-
-def _file_chunks(decoder: Any, name: str) -> Iterator[tuple[Any, Any]]:
-    """(rows, rejects) of one input, chunk by chunk (stdin: all at once)."""
-    if name != "-":
-        yield from decoder.frame_file_chunks(name)  # a missing/unreadable file is a clear InputError
-        return
-    data = sys.stdin.buffer.read()
-    if data[:2] == b"\x1f\x8b":
-        import gzip
-
-        data = gzip.decompress(data)
-    from hekacli.parsers.core import lines_series_from_bytes
-
-    df = decoder.frame(lines_series_from_bytes(data))
-    yield df, decoder.rejects
 
 
 def _for_parquet(df: Any, matcher: Any) -> Any:

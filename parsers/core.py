@@ -31,6 +31,8 @@ import copy
 import gzip
 import io
 import re
+import sys
+import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,9 +202,14 @@ class Decoder:
         return self.frame(read_lines_series(path))
 
     def frame_file_chunks(self, path: str | Path) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
-        """A whole file decoded chunk by chunk, in order: (rows, rejects with the file's line
-        numbers). This default gives the whole file as one chunk."""
-        df = self.frame_file(path)
+        """A whole file (``.gz`` transparently; ``-``: stdin) decoded chunk by chunk, in order:
+        (rows, rejects with the file's line numbers)."""
+        with open_binary(path) as stream:
+            yield from self.frame_stream_chunks(stream)
+
+    def frame_stream_chunks(self, stream: Any) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+        """`frame_file_chunks` for an open binary stream. This default gives it all as one chunk."""
+        df = self.frame(lines_series_from_bytes(stream.read()))
         yield df, self.rejects if self.rejects is not None else _rejects_frame([], [], [])
 
     def _rows_to_frame(self, rows: list[dict[str, Any]]) -> pl.DataFrame:
@@ -293,49 +300,35 @@ def _rejects_frame(numbers: list[int], lines: list[str], reasons: list[str]) -> 
     )
 
 
-def read_text(path: str | Path) -> str:
-    """A log file's text (``.gz`` by magic number); undecodable bytes kept as ``\\xHH``."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise InputError(f"bad gzip data: {exc}", file=str(path)) from exc
-    return data.decode("utf-8", "backslashreplace")
-
-
 def read_bytes(path: str | Path) -> bytes:
-    """A file's bytes, gunzipped when it starts with the gzip magic."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise InputError(f"bad gzip data: {exc}", file=str(path)) from exc
-    return data
+    """A file's bytes (``-``: stdin's), gunzipped when they start with the gzip magic."""
+    with open_binary(path) as stream:
+        return stream.read()
 
 
 @contextlib.contextmanager
 def open_binary(path: str | Path) -> Iterator[Any]:
-    """A log file opened for reading bytes, gunzipped when it starts with the gzip magic."""
+    """A log file (``-``: stdin, left open) opened for reading bytes, gunzipped when it starts with
+    the gzip magic; a read error in the block is an InputError naming the file."""
+    name = "<stdin>" if str(path) == "-" else str(path)
     try:
-        f = open(path, "rb")  # noqa: SIM115 - closed below
+        f = _stdin_binary() if name == "<stdin>" else open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
-    with f:
-        stream: Any = gzip.GzipFile(fileobj=f) if f.peek(2)[:2] == b"\x1f\x8b" else f
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=name) from exc
+    with contextlib.nullcontext(f) if name == "<stdin>" else f:
+        gzipped = False
         try:
-            yield stream
-        except (OSError, EOFError) as exc:
-            raise InputError(f"cannot read: {exc}", file=str(path)) from exc
+            gzipped = f.peek(2)[:2] == b"\x1f\x8b"
+            yield gzip.GzipFile(fileobj=f) if gzipped else f
+        except (OSError, EOFError, zlib.error) as exc:
+            what = "bad gzip data" if gzipped and not getattr(exc, "strerror", None) else "cannot read"
+            raise InputError(f"{what}: {getattr(exc, 'strerror', None) or exc}", file=name) from exc
+
+
+def _stdin_binary() -> Any:
+    """stdin's bytes, in a reader that can peek (a test may have put a plain BytesIO there)."""
+    raw = sys.stdin.buffer
+    return raw if hasattr(raw, "peek") else io.BufferedReader(raw)
 
 
 def line_chunks(
@@ -792,14 +785,15 @@ class PatternDecoder(Decoder):
         """Decode a whole file (``.gz`` transparently): `frame_file_chunks`, joined."""
         return self._joined(list(self.frame_file_chunks(path)))
 
-    def frame_file_chunks(self, path: str | Path) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
-        """Decode a whole file (``.gz`` transparently) chunk by chunk, in order: (rows, rejects with
-        the file's line numbers). Two threads decode at once (the scanner and polars release the
-        GIL), and only a few chunks are held at a time, so a consumer that writes each chunk out
-        (`heka decode -f parquet`) needs memory for those chunks, not for the file.
+    def frame_stream_chunks(self, stream: Any) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+        """Decode a binary stream of log lines chunk by chunk, in order: (rows, rejects with line
+        numbers from the start of the stream). Two threads decode at once (the scanner and polars
+        release the GIL).
 
         With the line scanner, chunks are read one after the other while the threads decode the
-        ones before (reading is then no longer a step of its own)."""
+        ones before, and only a few chunks are held at a time: a consumer that writes each chunk
+        out (`heka decode -f parquet`) needs memory for those chunks, not for the whole input.
+        Without it, the stream is read whole first."""
         if self.scan_program is not None and linescan.available():
 
             def scan(chunk: memoryview) -> tuple[pl.DataFrame, pl.DataFrame, int]:
@@ -809,16 +803,15 @@ class PatternDecoder(Decoder):
                 return df, twin.rejects, lines
 
             empty = True
-            with open_binary(path) as stream:
-                # (a ring: at most _THREADS + 1 chunks are in flight, see `ordered_map`)
-                chunks = (chunk for chunk, _ in line_chunks(stream, _CHUNK_BYTES, ring=_THREADS + 2))
-                for part in _numbered(ordered_map(scan, chunks, _THREADS)):
-                    empty = False
-                    yield part
+            # (a ring: at most _THREADS + 1 chunks are in flight, see `ordered_map`)
+            chunks = (chunk for chunk, _ in line_chunks(stream, _CHUNK_BYTES, ring=_THREADS + 2))
+            for part in _numbered(ordered_map(scan, chunks, _THREADS)):
+                empty = False
+                yield part
             if empty:  # still one chunk: the columns, with no rows
                 yield self.frame([]), _rejects_frame([], [], [])
             return
-        data = read_bytes(path)
+        data = stream.read()
         starts = [0]
         while starts[-1] < len(data):
             end = data.find(b"\n", starts[-1] + _CHUNK_BYTES)

@@ -4,6 +4,7 @@ their file line numbers, and a failure midway leaves what was at the output path
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import threading
@@ -98,6 +99,39 @@ def test_decode_parquet_to_an_unwritable_place_names_the_output(tmp_path):
     assert r.returncode == 3
     err = r.stderr.decode()
     assert "dir.parquet: cannot write" in err and ".part" not in err and "Traceback" not in err
+
+
+def test_decode_parquet_from_stdin_plain_and_gzipped(tmp_path):
+    text = "".join(_log_lines(1500))
+    log = tmp_path / "access.log"
+    log.write_text(text)
+    from_file = tmp_path / "file.parquet"
+    r = run_heka("decode", "nginx", log, "-f", "parquet", "-o", from_file, "--allow-rejects")
+    assert r.returncode == 0
+    want = pl.read_parquet(from_file)
+    for data in (text.encode(), gzip.compress(text.encode())):
+        out = tmp_path / "stdin.parquet"
+        r = run_heka("decode", "nginx", "-f", "parquet", "-o", out, "--rejects", tmp_path / "rej.jsonl",
+                     input=data)
+        assert r.returncode == 1, r.stderr
+        assert pl.read_parquet(out).equals(want)
+        first = json.loads((tmp_path / "rej.jsonl").read_text().splitlines()[0])
+        assert first["file"] == "<stdin>" and first["line"] == 14
+
+
+def test_decode_parquet_of_a_damaged_gzip_is_a_clear_error(tmp_path):
+    packed = bytearray(gzip.compress("".join(_log_lines(3000)).encode(), compresslevel=1))
+    for i in range(200, 260):  # garble the middle of the deflate stream
+        packed[i] ^= 0x5A
+    damaged = tmp_path / "damaged.log.gz"
+    damaged.write_bytes(bytes(packed))
+    cut = tmp_path / "cut.log.gz"
+    cut.write_bytes(bytes(packed[: len(packed) // 2]))
+    for path in (damaged, cut):
+        r = run_heka("decode", "nginx", path, "-f", "parquet", "-o", tmp_path / "out.parquet")
+        err = r.stderr.decode()
+        assert r.returncode == 3 and f"{path.name}: bad gzip data" in err, err
+        assert "Traceback" not in err and "internal error" not in err
 
 
 # -- write_parquet_frames ---------------------------------------------------------------------------
