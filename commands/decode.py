@@ -12,7 +12,7 @@ from typing import IO, Any
 
 import typer
 
-from hekacli.errors import EXIT_DATA, OutputError, UsageError
+from hekacli.errors import EXIT_DATA, OutputError, UsageError, read_errors
 
 OUTPUT_FORMATS = ("jsonl", "json", "table", "csv", "tsv", "parquet", "heka")
 MAX_STDERR_REJECTS = 20
@@ -128,21 +128,24 @@ def _lines(name: str, progress: bool) -> Iterator[tuple[int, str]]:
         head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
         src: Any = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
         fh = io.TextIOWrapper(src, encoding="utf-8", errors="backslashreplace", newline="\n")
-        yield from enumerate(fh, 1)
+        with read_errors("<stdin>"):
+            yield from enumerate(fh, 1)
         return
     fh = open_text_lines(name)
     size = Path(name).stat().st_size
     bar = _progress(progress, size, Path(name).name)
     try:
         if bar is None:
-            yield from enumerate(fh, 1)
+            with read_errors(name):
+                yield from enumerate(fh, 1)
             return
         raw = fh.buffer
         base = getattr(raw, "fileobj", raw)
-        for number, line in enumerate(fh, 1):
-            if number % 20000 == 0:
-                bar.update(bar.task_ids[0], completed=base.tell())
-            yield number, line
+        with read_errors(name):
+            for number, line in enumerate(fh, 1):
+                if number % 20000 == 0:
+                    bar.update(bar.task_ids[0], completed=base.tell())
+                yield number, line
     finally:
         if bar is not None:
             bar.stop()

@@ -6,6 +6,13 @@ field); the CLI turns it into one line on stderr and the subclass's exit code. N
 
 from __future__ import annotations
 
+import contextlib
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
 # Exit codes shared by every command (documented in the README).
 EXIT_OK = 0
 EXIT_DATA = 1  # some input was rejected/dropped (records counted and reported), or a check failed
@@ -119,3 +126,27 @@ class OutputClosed(BrokenPipeError):
     hekacli's own handler sees it, but lets other OSErrors through. Still a BrokenPipeError, so
     code that catches that keeps working.
     """
+
+
+@contextlib.contextmanager
+def read_errors(file: str) -> Iterator[None]:
+    """Read errors in the block become an `InputError` naming `file`: an I/O error ("cannot read:
+    Input/output error") or damaged gzip data, which Python reports as `zlib.error`, `EOFError` or
+    `gzip.BadGzipFile` ("bad gzip data: ..."). Keep the block to reading: in a generator, put the
+    ``yield`` inside it (errors of the consumer are not thrown into the generator)."""
+    try:
+        yield
+    except HekaError:
+        raise
+    except (OSError, EOFError, zlib.error) as exc:
+        # (gzip.BadGzipFile by name: gzip is not imported for every command)
+        damaged = isinstance(exc, (EOFError, zlib.error)) or type(exc).__name__ == "BadGzipFile"
+        text = f"bad gzip data: {exc}" if damaged else f"cannot read: {exc.strerror or exc}"
+        raise InputError(text, file=file) from exc
+
+
+def reading(items: Iterable[T], file: str) -> Iterator[T]:
+    """`items` (a generator that reads `file` as it goes), with its read errors reported as by
+    `read_errors`."""
+    with read_errors(file):
+        yield from items

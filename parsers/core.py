@@ -32,7 +32,6 @@ import gzip
 import io
 import re
 import sys
-import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +39,7 @@ from typing import Any
 
 import polars as pl
 
-from hekacli.errors import InputError
+from hekacli.errors import InputError, read_errors
 from hekacli.message import Field, Message, ValueType
 from hekacli.ordered_map import ordered_map
 
@@ -315,14 +314,8 @@ def open_binary(path: str | Path) -> Iterator[Any]:
         f = _stdin_binary() if name == "<stdin>" else open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", file=name) from exc
-    with contextlib.nullcontext(f) if name == "<stdin>" else f:
-        gzipped = False
-        try:
-            gzipped = f.peek(2)[:2] == b"\x1f\x8b"
-            yield gzip.GzipFile(fileobj=f) if gzipped else f
-        except (OSError, EOFError, zlib.error) as exc:
-            what = "bad gzip data" if gzipped and not getattr(exc, "strerror", None) else "cannot read"
-            raise InputError(f"{what}: {getattr(exc, 'strerror', None) or exc}", file=name) from exc
+    with contextlib.nullcontext(f) if name == "<stdin>" else f, read_errors(name):
+        yield gzip.GzipFile(fileobj=f) if f.peek(2)[:2] == b"\x1f\x8b" else f
 
 
 def _stdin_binary() -> Any:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from hekacli.errors import OutputClosed, UsageError
+from hekacli.errors import OutputClosed, UsageError, read_errors
 
 RejectFn = Callable[[str, int, str, Callable[[], str]], None]
 ProgressFactory = Callable[[int, str], Any] | None
@@ -113,7 +113,8 @@ def blocks(name: str, progress: ProgressFactory = None) -> Iterator[tuple[bytes,
     rest = b""
     try:
         while True:
-            chunk = read(BLOCK_BYTES)
+            with read_errors("<stdin>" if name == "-" else name):
+                chunk = read(BLOCK_BYTES)
             data = rest + chunk if rest else chunk
             lines, rest = split_lines(data, final=not chunk)
             if lines:

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pytest
 from conftest import run_heka
 
 
@@ -89,3 +90,50 @@ def test_the_process_still_waits_for_a_running_thread(tmp_path) -> None:
     )
     assert res.returncode == 3, res.stderr
     assert mark.read_text() == "done"
+
+
+def _damaged_gzips(tmp_path) -> dict[str, bytes]:
+    import gzip
+
+    from conftest import SAMPLE_LOGS
+
+    packed = gzip.compress((SAMPLE_LOGS / "nginx" / "access.log").read_bytes(), compresslevel=1)
+    garbled = bytearray(packed)
+    for i in range(200, 260):  # the middle of the deflate stream
+        garbled[i] ^= 0x5A
+    return {
+        "garbled": bytes(garbled),  # zlib.error
+        "truncated": packed[: len(packed) // 2],  # EOFError
+        "not deflate": b"\x1f\x8b" + b"x" * 30,  # gzip.BadGzipFile
+    }
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["decode", "nginx"],
+        ["decode", "nginx", "-f", "csv"],
+        ["decode", "nginx", "-f", "parquet", "-o", "{tmp}/out.parquet"],
+        ["agg", "--by", "status", "--count", "--no-cache"],
+        ["report", "--json", "--no-cache"],
+    ],
+    ids=["decode", "decode-csv", "decode-parquet", "agg", "report"],
+)
+def test_damaged_gzip_input_is_a_one_line_error_naming_the_file(tmp_path, command) -> None:
+    """Damaged gzip data reaches Python as zlib.error, EOFError or BadGzipFile: every command
+    reports it as bad input (exit 3) naming the file, never as an internal error."""
+    argv = [arg.format(tmp=tmp_path) for arg in command]
+    damaged = _damaged_gzips(tmp_path)
+    if argv[0] != "decode" or len(argv) > 2:  # (each kind once per reader: decode jsonl, agg)
+        damaged = {"garbled": damaged["garbled"]} if argv[0] != "agg" else damaged
+    for kind, data in damaged.items():
+        log = tmp_path / "access.log.gz"
+        log.write_bytes(data)
+        for where, stdin in ((str(log), None), ("-", data)):
+            args = [*argv[:2], where, *argv[2:]] if argv[0] == "decode" else [argv[0], where, *argv[1:]]
+            res = run_heka(*args, input=stdin)
+            name = "<stdin>" if where == "-" else str(log)
+            err = res.stderr.decode()
+            assert res.returncode == 3, (kind, where, err)
+            assert err.startswith(f"heka: error: {name}: bad gzip data: "), (kind, where, err)
+            assert len(err.splitlines()) == 1 and "internal error" not in err

@@ -24,7 +24,7 @@ from typing import Any
 
 import polars as pl
 
-from hekacli.errors import DecodeError, HekaError, InputError, UsageError
+from hekacli.errors import DecodeError, HekaError, InputError, UsageError, read_errors, reading
 from hekacli.ordered_map import ordered_map
 
 KINDS = ("auto", "log", "jsonl", "parquet", "heka")
@@ -145,15 +145,13 @@ def expand_inputs(args: Iterable[str]) -> list[str]:
 
 
 def _read_head(path: str) -> bytes:
-    try:
+    with read_errors(path):
         with open(path, "rb") as f:
             head = f.read(65536)
         if head[:2] == GZIP_MAGIC:
             with gzip.open(path, "rb") as g:
                 head = g.read(65536)
         return head
-    except (OSError, EOFError) as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", file=path) from exc
 
 
 def sniff_kind(head: bytes) -> str:
@@ -180,11 +178,8 @@ def _open_binary(path: str) -> Any:
 
 
 def _read_all(path: str) -> bytes:
-    try:
-        with _open_binary(path) as f:
-            return f.read()
-    except (OSError, EOFError) as exc:
-        raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", file=path) from exc
+    with read_errors(path), _open_binary(path) as f:
+        return f.read()
 
 
 # --- raw logs ---------------------------------------------------------------------------------------
@@ -431,7 +426,7 @@ def load_log(
     from hekacli.parsers.core import line_chunks
 
     # `_decode_chunks` is done with a chunk before it takes DECODE_THREADS + 1 more
-    chunks = line_chunks(stream, CHUNK_BYTES, ring=DECODE_THREADS + 2, raw=raw)
+    chunks = reading(line_chunks(stream, CHUNK_BYTES, ring=DECODE_THREADS + 2, raw=raw), display)
     decoded = _decode_chunks(spec, chunks, None if writer is not None else columns)
     try:
         for df, all_fields, count, rejects, n_lines, consumed in decoded:
@@ -528,7 +523,8 @@ def load_jsonl(path: str) -> tuple[pl.LazyFrame, SourceInfo, list[Reject]]:
     else:
         data = sys.stdin.buffer.read()
         if data[:2] == GZIP_MAGIC:
-            data = gzip.decompress(data)
+            with read_errors("<stdin>"):
+                data = gzip.decompress(data)
         size = len(data)
     try:
         df = pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
@@ -547,7 +543,8 @@ def load_parquet(path: str) -> tuple[pl.LazyFrame, SourceInfo, list[Reject]]:
         if path == "-" or _is_gzip(path):
             data = sys.stdin.buffer.read() if path == "-" else _read_all(path)
             if data[:2] == GZIP_MAGIC:
-                data = gzip.decompress(data)
+                with read_errors(display):
+                    data = gzip.decompress(data)
             lf = pl.read_parquet(io.BytesIO(data)).lazy()
             size = len(data)
         else:
@@ -572,7 +569,7 @@ def load_heka(path: str) -> tuple[pl.DataFrame, SourceInfo, list[Reject]]:
     rows: list[dict[str, Any]] = []
     rejects: list[Reject] = []
     undecodable = 0
-    try:
+    with read_errors(display):
         stream = sys.stdin.buffer if path == "-" else _open_binary(path)
         if path == "-" and stream.peek(2)[:2] == GZIP_MAGIC:
             stream = gzip.GzipFile(fileobj=stream, mode="rb")
@@ -587,8 +584,6 @@ def load_heka(path: str) -> tuple[pl.DataFrame, SourceInfo, list[Reject]]:
         finally:
             if path != "-":
                 stream.close()
-    except (OSError, EOFError) as exc:
-        raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", file=display) from exc
     dropped = sum(splitter.dropped.values()) + undecodable
     if splitter.dropped and len(rejects) < MAX_KEPT_REJECTS:
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(splitter.dropped.items()))
@@ -633,7 +628,8 @@ def load(
                 buf = sys.stdin.buffer
                 head = buf.peek(65536)[:65536] if hasattr(buf, "peek") else b""
                 if head[:2] == GZIP_MAGIC:
-                    data = gzip.decompress(buf.read())
+                    with read_errors("<stdin>"):
+                        data = gzip.decompress(buf.read())
                     sys.stdin = io.TextIOWrapper(io.BufferedReader(io.BytesIO(data)))
                     head = data[:65536]
                 k = sniff_kind(head)
