@@ -219,7 +219,9 @@ def write_frame(df: pl.DataFrame, fmt: str | None, output: str | None, title: st
     if fmt == "parquet":
         if not output:
             raise UsageError("--format parquet needs --output FILE")
-        df.write_parquet(output)
+        from hekacli.parquet import write_parquet_frames
+
+        write_parquet_frames([df], output)  # (an unwritable path is a one-line OutputError)
         return
     stream = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
     try:

@@ -221,8 +221,10 @@ class RecordWriter:
         elif self.fmt == "parquet":
             import polars as pl
 
+            from .parquet import write_parquet_frames
+
             assert self.path is not None
-            pl.DataFrame(self._rows, infer_schema_length=None).write_parquet(self.path)
+            write_parquet_frames([pl.DataFrame(self._rows, infer_schema_length=None)], self.path)
         self.stream.flush()
 
 

@@ -99,6 +99,10 @@ def test_where_sort_and_formats(heka_in, corpus, tmp_path) -> None:
     assert dict(zip(df["status"].to_list(), df["count"].to_list(), strict=True)) == dict(
         Counter(r["status"] for r in corpus.records)
     )
+    nowhere = tmp_path / "missing" / "by_status.parquet"
+    res = heka_in("agg", str(corpus.log), "--by", "status", "--format", "parquet", "--output", str(nowhere))
+    assert res.returncode == 3
+    assert res.stderr.decode().strip() == f"heka: error: {nowhere}: cannot write: No such file or directory"
     res = heka_in("agg", str(corpus.log), "--by", "status", "--sort", "-status", "--format", "json")
     assert [r["status"] for r in json.loads(res.stdout)] == sorted(
         {r["status"] for r in corpus.records}, reverse=True
