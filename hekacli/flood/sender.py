@@ -303,8 +303,12 @@ class FloodRunner:
             while not all(e.is_set() for e in done):
                 for e in done:
                     e.wait(timeout=max(0.0, min(0.1, next_tick - time.monotonic())))
-                if tick is not None and time.monotonic() >= next_tick:
-                    tick(self)
+                if time.monotonic() >= next_tick:
+                    # (next_tick moves on without a tick too: a deadline left in the past would
+                    # make the waits above return at once, a busy loop holding the GIL that the
+                    # sender threads need: paced runs then fell behind after the first second)
+                    if tick is not None:
+                        tick(self)
                     next_tick += tick_interval
         except KeyboardInterrupt:
             self.stop("interrupt")
