@@ -26,12 +26,10 @@ rewrites match exactly the same text (argued piece by piece in `_assemble`).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import gzip
 import io
 import re
-import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +37,8 @@ from typing import Any
 
 import polars as pl
 
-from hekacli.errors import InputError, read_errors
+from hekacli.errors import InputError
+from hekacli.logfiles import open_binary, read_bytes
 from hekacli.message import Field, Message, ValueType
 from hekacli.ordered_map import ordered_map
 
@@ -297,31 +296,6 @@ def _rejects_frame(numbers: list[int], lines: list[str], reasons: list[str]) -> 
         {"lineno": numbers, "line": lines, "reason": reasons},
         schema={"lineno": pl.Int64, "line": pl.String, "reason": pl.String},
     )
-
-
-def read_bytes(path: str | Path) -> bytes:
-    """A file's bytes (``-``: stdin's), gunzipped when they start with the gzip magic."""
-    with open_binary(path) as stream:
-        return stream.read()
-
-
-@contextlib.contextmanager
-def open_binary(path: str | Path) -> Iterator[Any]:
-    """A log file (``-``: stdin, left open) opened for reading bytes, gunzipped when it starts with
-    the gzip magic; a read error in the block is an InputError naming the file."""
-    name = "<stdin>" if str(path) == "-" else str(path)
-    try:
-        f = _stdin_binary() if name == "<stdin>" else open(path, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", file=name) from exc
-    with contextlib.nullcontext(f) if name == "<stdin>" else f, read_errors(name):
-        yield gzip.GzipFile(fileobj=f) if f.peek(2)[:2] == b"\x1f\x8b" else f
-
-
-def _stdin_binary() -> Any:
-    """stdin's bytes, in a reader that can peek (a test may have put a plain BytesIO there)."""
-    raw = sys.stdin.buffer
-    return raw if hasattr(raw, "peek") else io.BufferedReader(raw)
 
 
 def line_chunks(

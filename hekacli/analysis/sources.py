@@ -25,10 +25,10 @@ from typing import Any
 import polars as pl
 
 from hekacli.errors import DecodeError, HekaError, InputError, UsageError, read_errors, reading
+from hekacli.logfiles import GZIP_MAGIC, is_gzip, open_binary, read_bytes
 from hekacli.ordered_map import ordered_map
 
 KINDS = ("auto", "log", "jsonl", "parquet", "heka")
-GZIP_MAGIC = b"\x1f\x8b"
 MAX_KEPT_REJECTS = 20
 
 # Tried in order on a raw log when no format was given: the richest format that fits every sampled
@@ -145,13 +145,8 @@ def expand_inputs(args: Iterable[str]) -> list[str]:
 
 
 def _read_head(path: str) -> bytes:
-    with read_errors(path):
-        with open(path, "rb") as f:
-            head = f.read(65536)
-        if head[:2] == GZIP_MAGIC:
-            with gzip.open(path, "rb") as g:
-                head = g.read(65536)
-        return head
+    with open_binary(path) as stream:
+        return stream.read(65536)
 
 
 def sniff_kind(head: bytes) -> str:
@@ -164,22 +159,6 @@ def sniff_kind(head: bytes) -> str:
     if stripped.startswith(b"{"):
         return "jsonl"
     return "log"
-
-
-def _is_gzip(path: str) -> bool:
-    with open(path, "rb") as f:
-        return f.read(2) == GZIP_MAGIC
-
-
-def _open_binary(path: str) -> Any:
-    if _is_gzip(path):
-        return gzip.open(path, "rb")
-    return open(path, "rb")  # noqa: SIM115 - the caller closes it
-
-
-def _read_all(path: str) -> bytes:
-    with read_errors(path), _open_binary(path) as f:
-        return f.read()
 
 
 # --- raw logs ---------------------------------------------------------------------------------------
@@ -510,7 +489,7 @@ def load_jsonl(path: str) -> tuple[pl.LazyFrame, SourceInfo, list[Reject]]:
     display = "<stdin>" if path == "-" else path
     if path != "-":
         size = os.path.getsize(path)
-        if not _is_gzip(path):
+        if not is_gzip(path):
             try:
                 lf = pl.scan_ndjson(path, infer_schema_length=None)
                 lf.collect_schema()
@@ -519,12 +498,8 @@ def load_jsonl(path: str) -> tuple[pl.LazyFrame, SourceInfo, list[Reject]]:
                 return lf, SourceInfo(display, "jsonl", size), []
             except pl.exceptions.PolarsError:
                 pass
-        data = _read_all(path)
-    else:
-        data = sys.stdin.buffer.read()
-        if data[:2] == GZIP_MAGIC:
-            with read_errors("<stdin>"):
-                data = gzip.decompress(data)
+    data = read_bytes(path)
+    if path == "-":
         size = len(data)
     try:
         df = pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
@@ -540,11 +515,8 @@ def load_jsonl(path: str) -> tuple[pl.LazyFrame, SourceInfo, list[Reject]]:
 def load_parquet(path: str) -> tuple[pl.LazyFrame, SourceInfo, list[Reject]]:
     display = "<stdin>" if path == "-" else path
     try:
-        if path == "-" or _is_gzip(path):
-            data = sys.stdin.buffer.read() if path == "-" else _read_all(path)
-            if data[:2] == GZIP_MAGIC:
-                with read_errors(display):
-                    data = gzip.decompress(data)
+        if path == "-" or is_gzip(path):
+            data = read_bytes(path)
             lf = pl.read_parquet(io.BytesIO(data)).lazy()
             size = len(data)
         else:
@@ -569,21 +541,14 @@ def load_heka(path: str) -> tuple[pl.DataFrame, SourceInfo, list[Reject]]:
     rows: list[dict[str, Any]] = []
     rejects: list[Reject] = []
     undecodable = 0
-    with read_errors(display):
-        stream = sys.stdin.buffer if path == "-" else _open_binary(path)
-        if path == "-" and stream.peek(2)[:2] == GZIP_MAGIC:
-            stream = gzip.GzipFile(fileobj=stream, mode="rb")
-        try:
-            for rec in read_stream(stream, splitter=splitter):
-                try:
-                    rows.append(to_flat(rec.message()))
-                except HekaError as exc:
-                    undecodable += 1
-                    if len(rejects) < MAX_KEPT_REJECTS:
-                        rejects.append(Reject(display, None, f"record at offset {rec.offset}", str(exc)))
-        finally:
-            if path != "-":
-                stream.close()
+    with open_binary(path) as stream:
+        for rec in read_stream(stream, splitter=splitter):
+            try:
+                rows.append(to_flat(rec.message()))
+            except HekaError as exc:
+                undecodable += 1
+                if len(rejects) < MAX_KEPT_REJECTS:
+                    rejects.append(Reject(display, None, f"record at offset {rec.offset}", str(exc)))
     dropped = sum(splitter.dropped.values()) + undecodable
     if splitter.dropped and len(rejects) < MAX_KEPT_REJECTS:
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(splitter.dropped.items()))
