@@ -8,6 +8,7 @@ only a few chunks are held in memory, not the whole file.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -23,7 +24,8 @@ def write_parquet_frames(frames: Iterable[pl.DataFrame], path: str) -> int:
     at all the file holds no columns and no rows. Exceptions raised while `frames` is consumed
     reach the caller unchanged. A regular file is written beside `path` and renamed over it at the
     end, so a failure midway leaves what was at `path` untouched (a pipe or device is written in
-    place). Settings are polars' defaults, as `DataFrame.write_parquet`: zstd, statistics on.
+    place; through a symlink, its target is replaced; a file replaced keeps its permissions).
+    Settings are polars' defaults, as `DataFrame.write_parquet`: zstd, statistics on.
     """
     stream = iter(frames)
     first = next(stream, None)
@@ -31,6 +33,8 @@ def write_parquet_frames(frames: Iterable[pl.DataFrame], path: str) -> int:
         first = pl.DataFrame()
     rows = [0]
     conformed = _conformed(first, stream, rows)
+    display = path
+    path = os.path.realpath(path)  # (through a symlink: the link stays, its target is replaced)
     target = _staging_path(path)
     try:
         try:
@@ -57,9 +61,11 @@ def write_parquet_frames(frames: Iterable[pl.DataFrame], path: str) -> int:
 
             register_io_source(source, schema=first.schema).sink_parquet(target)
         if target != path:
+            if os.path.exists(path):
+                shutil.copymode(path, target)  # (a file replaced keeps its permissions)
             os.replace(target, path)
     except OSError as exc:
-        raise OutputError(f"cannot write: {_reason(exc, target, path)}", file=path) from None
+        raise OutputError(f"cannot write: {_reason(exc, target, display)}", file=display) from None
     finally:
         if target != path and os.path.exists(target):
             os.unlink(target)

@@ -230,3 +230,17 @@ def test_ordered_map_raises_the_first_error_in_order():
         for value in ordered_map(boom_at_3, range(20), 2):
             seen.append(value)
     assert seen == [0, 1, 2]
+
+
+def test_write_parquet_frames_through_a_symlink_keeps_the_link_and_the_mode(tmp_path):
+    real = tmp_path / "data" / "x.parquet"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    real.chmod(0o640)
+    link = tmp_path / "latest.parquet"
+    link.symlink_to(real)
+    frames = _frames(2)
+    write_parquet_frames(frames, str(link))
+    assert link.is_symlink() and pl.read_parquet(link).equals(pl.concat(frames))
+    assert real.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in real.parent.iterdir()) == ["x.parquet"]
