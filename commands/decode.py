@@ -16,6 +16,7 @@ from hekacli.errors import EXIT_DATA, OutputError, UsageError, read_errors
 
 OUTPUT_FORMATS = ("jsonl", "json", "table", "csv", "tsv", "parquet", "heka")
 MAX_STDERR_REJECTS = 20
+TABLE_ROWS = 200  # records shown by `--format table` (the default on a terminal)
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
 
 
@@ -350,7 +351,10 @@ def _stream(
             out_t = _open_out(output, False)
             if out_t is not sys.stdout:
                 stack.callback(out_t.close)
-            writer = RecordWriter(fmt, out_t, title=f"{decoder.message_type} records")
+            # (a table of whole records is for a look at a few: rich takes ~4 ms a row to lay it out)
+            writer = RecordWriter(
+                fmt, out_t, title=f"{decoder.message_type} records", max_table_rows=TABLE_ROWS
+            )
             emit = writer.write
             close = writer.close
             if fmt == "jsonl" and decoder.kind != "json":

@@ -151,11 +151,12 @@ def _run(cfg: Any, as_json: bool) -> None:
 
 
 def _run_live(runner: Any, meter: Any) -> Any:
-    from rich.console import Console
     from rich.live import Live
     from rich.table import Table
 
-    console = Console()
+    from hekacli.output import make_console
+
+    console = make_console()
     state: dict[str, str] = {"line": "connecting..."}
 
     def render() -> Table:

@@ -1,5 +1,6 @@
 """The `heka` entry point itself: version, help, error policy, how the process ends."""
 
+import os
 import subprocess
 import sys
 
@@ -54,6 +55,23 @@ def test_broken_pipe_policy_for_a_command_without_its_own_handler() -> None:
     assert proc.returncode == 0, err
     assert b"Traceback" not in err
 
+
+
+def test_closed_pipe_under_rich_output_ends_quietly_with_exit_0() -> None:
+    """`heka report ... | head -1`: rich's own console exits with 1 on a closed pipe; ours ends
+    the way every other output does (exit 0, nothing on stderr)."""
+    from conftest import SAMPLE_LOGS, heka_cmd
+
+    argv = heka_cmd("report", SAMPLE_LOGS / "nginx" / "access.log", "--width", "120")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "NO_COLOR": "1"})
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert first.strip()
+    assert proc.returncode == 0, err
+    assert b"Traceback" not in err and b"error" not in err
 
 def _python(code: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)

@@ -11,10 +11,12 @@ from typing import IO, Any
 
 from rich import box
 from rich.columns import Columns
-from rich.console import Console, Group, RenderableType
+from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+
+from hekacli.output import make_console
 
 from .fmt import SPARK, format_cell, hbar, human_bytes, human_duration, human_int, human_seconds, sparkline
 
@@ -225,12 +227,7 @@ def visitors_renderable(
 
 def render_report(report: dict[str, Any], stream: IO[str] | None = None, width: int | None = None) -> None:
     """Print the whole report to `stream` (stdout by default)."""
-    console = Console(
-        file=stream or sys.stdout,
-        width=width,
-        highlight=False,
-        no_color=bool(os.environ.get("NO_COLOR")) or None,
-    )
+    console = make_console(file=stream or sys.stdout, width=width, highlight=False)
     console.print(overview_renderable(report, console.width))
     wide = console.width >= 170  # two panels side by side, each with all its columns
     bar = 20 if console.width >= 110 else 12 if console.width >= 90 else 6

@@ -163,3 +163,14 @@ def test_fast_jsonl_writes_exactly_what_record_writer_writes():
         emit(r)
     assert a.getvalue() == b.getvalue()
     assert '"Timestamp":"1969-12-31T23:59:59.000000000Z"' in b.getvalue()
+
+
+def test_table_shows_the_first_records_and_says_how_many_more():
+    """A table of whole records is for a look at a few (rich lays it out at ~4 ms a row): the first
+    200, and a note on stderr; every record is still counted."""
+    r = run_heka("decode", "nginx", "-f", "table", input=GOOD * 150)
+    assert r.returncode == 0, r.stderr
+    err = r.stderr.decode()
+    assert "the table shows the first 200 records; 100 more not shown" in err
+    assert "300 decoded, 0 rejected" in err
+    assert r.stdout.decode().count("127.0.0.1") == 100  # one of each pair of lines
