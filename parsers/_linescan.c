@@ -19,6 +19,12 @@
  * -?[0-9]+, 2 = [0-9]+, 3 = [0-9]{3}, 4 = [0-9]+\.[0-9]+, 5 = grammar.CLF_DATE, 6 = grammar.HOST
  * (an IPv4 or IPv6 address or a host name, RFC 3986), 7 = -?[0-9]+|-.
  *
+ * A run may also name a split byte (`split`, the seventh item, -1 for none): its value then ends at
+ * the last occurrence of that byte in the run, where the next step (the byte, as a literal) starts.
+ * The program uses it for a value whose class holds the separator after it, when the value after
+ * the separator cannot hold it and is followed by a byte outside the first class (Apache's
+ * "%v:%p ": the regex's greedy host then ends at the last ':' of the run).
+ *
  * Text after the last step is ignored (the format's regex is anchored at the start only). A line is
  * *declined* -- handed back to the exact regex path, never rejected here -- when it contains a byte
  * that the program was not built for (a backslash, a tab, CR, VT, FF, two spaces in a row, or any
@@ -335,6 +341,7 @@ typedef struct {
     Py_ssize_t column;
     int conv;  /* run: CONV_* */
     int check; /* run: CHECK_* the value must pass, else the line is declined */
+    int split; /* run: -1, or a byte of the run's class at whose last occurrence in the run it ends */
 } Step;
 
 enum { CONV_NONE = 0, CONV_INT = 1, CONV_CLF = 2, CONV_REQUEST = 3 };
@@ -363,9 +370,10 @@ static int parse_program(PyObject *ops, Step **out, Py_ssize_t *n_steps, Py_ssiz
         PyObject *op = PySequence_Fast_GET_ITEM(seq, i);
         const char *kind, *text;
         Py_ssize_t text_len, min_len = 0, column = 0;
-        int conv = CONV_NONE, check = CHECK_NONE;
+        int conv = CONV_NONE, check = CHECK_NONE, split = -1;
         if (!PyTuple_Check(op) || PyTuple_GET_SIZE(op) < 2 ||
-            !PyArg_ParseTuple(op, "sy#|nnii", &kind, &text, &text_len, &min_len, &column, &conv, &check))
+            !PyArg_ParseTuple(op, "sy#|nniii", &kind, &text, &text_len, &min_len, &column, &conv, &check,
+                              &split))
             goto bad;
         if (strcmp(kind, "lit") == 0) {
             steps[i].text = text;
@@ -378,10 +386,12 @@ static int parse_program(PyObject *ops, Step **out, Py_ssize_t *n_steps, Py_ssiz
                 memcpy(&steps[i].lit_mask, mask, 8);
             }
         } else if (strcmp(kind, "run") == 0 && text_len == 256 && column >= 0 && column < n_columns &&
-                   conv >= CONV_NONE && conv <= CONV_REQUEST && check >= CHECK_NONE && check < CHECK_LAST) {
+                   conv >= CONV_NONE && conv <= CONV_REQUEST && check >= CHECK_NONE && check < CHECK_LAST &&
+                   split >= -1 && split < 256 && (split < 0 || (text[split] && !DECLINE[split]))) {
             steps[i].is_run = 1;
             steps[i].conv = conv;
             steps[i].check = check;
+            steps[i].split = split;
             memcpy(steps[i].table, text, 256);
             /* On a clean line (no DECLINE byte) the run ends at the first byte outside the table;
                when only one such byte can occur, a search for that byte finds it. */
@@ -602,7 +612,13 @@ static int match_line(const unsigned char *line, Py_ssize_t len, const Step *ste
                 ends[step->column] = pos += fixed;
                 continue;
             }
-            if (step->stop >= 0) {
+            if (step->split >= 0) {
+                /* the value ends at the last `split` byte of the run (the program puts it only
+                   before that byte and a run that cannot hold it, as in Apache's "%v:%p ") */
+                while (p < len && step->table[line[p]]) p++;
+                while (p > pos && line[p - 1] != step->split) p--;
+                if (p-- == pos) return 0;
+            } else if (step->stop >= 0) {
                 p = find_byte(line, pos, len, (unsigned char)step->stop);
             } else if (step->stop == -1) {
                 p = len;

@@ -226,18 +226,41 @@ def compile_program(
             checks.append(run_validators[group])
         native = _native_check(checks[0]) if len(checks) == 1 else 0
         nxt = raw[i + 1] if i + 1 < len(raw) else None
+        split = -1
         if nxt is None:
             if checks and native not in _MAXIMAL_CHECKS:
                 return None  # a bounded last field: the regex may stop inside the run
         elif nxt[0] != "lit" or nxt[1][0] in chars:
-            return None  # the capture could run on into what follows it
+            split = _split_byte(raw, i)
+            if split < 0:
+                return None  # the capture could run on into what follows it
         if not native:
             validators.extend((group, f"^(?:{rx})$") for rx in checks)
         code = CONVERSIONS.get(conversions.get(group, ""), 0)
-        steps.append(("run", _table(chars), min_len or 0, len(columns), code, native))
+        steps.append(("run", _table(chars), min_len or 0, len(columns), code, native, split))
         columns.append(group)
     used = {g: c for g, c in conversions.items() if g in columns}
     return ScanProgram(tuple(steps), columns, validators, used)
+
+
+def _split_byte(raw: list[tuple[str, Any]], i: int) -> int:
+    """For capture `raw[i]` followed by a one-byte literal S of its own class: S when the regex's
+    capture ends at the *last* S of its run, else -1.
+
+    That holds when S is followed by a capture B whose class is within the first one's and lacks S,
+    and B by a literal starting outside the first class (Apache's "%v:%p "): B then ends where the
+    run ends, so the first capture ends at the S before B, which holds no S: the run's last S.
+    """
+    chars = raw[i][2]
+    if i + 3 >= len(raw):
+        return -1
+    sep, second, after = raw[i + 1], raw[i + 2], raw[i + 3]
+    if sep[0] != "lit" or len(sep[1]) != 1 or second[0] != "cap" or after[0] != "lit":
+        return -1
+    byte = sep[1][0]
+    if byte not in chars or byte in second[2] or not second[2] <= chars or after[1][0] in chars:
+        return -1
+    return byte
 
 
 def _native_check(regex: str) -> int:

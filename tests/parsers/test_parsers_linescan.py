@@ -148,6 +148,7 @@ SCANNED = [
     "nginx timed",
     "apache combined",
     "apache common",
+    "apache vhost_combined",
 ]
 
 
@@ -168,8 +169,24 @@ def test_which_other_formats_get_a_program():
     have = {name for name in OTHERS if getattr(make(name), "scan_program", None) is not None}
     assert {"nginx key=value", "nginx timed"} <= have
     assert not {n for n in have if n.startswith("rsyslog")}
-    # %v is a host, which may be an IPv6 address: its run would take the ':' before the port
-    assert "apache vhost_combined" not in have
+    # %v is a host, which may be an IPv6 address holding ':': its value ends at the last ':' of its
+    # run (a split run), as the regex's greedy host does before "%p "
+    assert "apache vhost_combined" in have
+
+
+def test_a_host_that_holds_the_separator_ends_at_its_last_one():
+    """Apache's "%v:%p ": the host's class holds ':' (IPv6), so its value ends at the last ':' of
+    its run, as the regex's greedy host does; such lines are scanned, not handed back."""
+    d = make("apache vhost_combined")
+    lines = [f"{host} {GOOD}" for host in ("::1:8443", "fe80::1:0", "www.example.com:443", "h:-1")]
+    data = to_bytes(lines)
+    with scanner(True):
+        result = linescan.scan(data, d.scan_program)
+    assert not result.declined and len(result.groups) == 4
+    got, _ = agree(d, data)
+    assert got.select("server_name", "server_port").rows() == [
+        ("::1", 8443), ("fe80::1", 0), ("www.example.com", 443), ("h", -1)
+    ]
 
 
 def test_the_syslog_decoder_is_not_a_pattern_decoder():
@@ -196,7 +213,12 @@ def _lines_for(name: str) -> list[str]:
     if name == "apache common":
         return [ln.rsplit(' "', 2)[0] for ln in gen]
     if name == "apache vhost_combined":
-        return ["www.example.com:443 " + ln for ln in gen] + ["a:b:80 " + GOOD, ":80 " + GOOD]
+        hosts = ["www.example.com:443", "10.1.2.3:80", "::1:8443", "fe80::1:0", "%41%42:80",
+                 "xn--bcher-kva.example:8080", "h:-1", "h:08"]
+        odd = ["[::1]:443", "a:b:80", ":80", "h:", "h::80", "h:8a", "h:99999999999999999999",
+               "ex%zz:80", "h:80:", "h:80:90"]  # (each line, scanned or not, must agree)
+        pick = [odd[i // 5 % len(odd)] if i % 5 == 0 else hosts[i % len(hosts)] for i in range(len(gen))]
+        return [f"{host} {ln}" for host, ln in zip(pick, gen, strict=True)]
     if name == "apache timing":
         return (SAMPLE_LOGS / "apache" / "timing.log").read_text().splitlines()
     if name == "nginx key=value":
