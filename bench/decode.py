@@ -71,6 +71,8 @@ def main() -> None:
                 if buf:
                     f.write("\n".join(buf) + "\n")
         size = log.stat().st_size
+        # the log was just written: flush it now, or its writeback overlaps (and slows) the first run
+        os.sync()
         print(
             f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
             f"load average {os.getloadavg()[0]:.1f}"
