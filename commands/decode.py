@@ -12,7 +12,7 @@ from typing import IO, Any
 
 import typer
 
-from hekacli.errors import EXIT_DATA, OutputError, UsageError, read_errors
+from hekacli.errors import EXIT_DATA, OutputError, UsageError
 
 OUTPUT_FORMATS = ("jsonl", "json", "table", "csv", "tsv", "parquet", "heka")
 MAX_STDERR_REJECTS = 20
@@ -118,39 +118,28 @@ def _progress(enabled: bool, total: int, label: str) -> Any:
 
 
 def _lines(name: str, progress: bool) -> Iterator[tuple[int, str]]:
-    """(line number, line) of a file or stdin ('-'), gunzipping transparently."""
-    from hekacli.parsers.core import open_text_lines
+    """(line number, line) of a file or stdin ('-'), gunzipping transparently; undecodable bytes
+    kept as ``\\xHH``. A read error is a one-line InputError naming the file."""
+    import io
 
-    if name == "-":
-        import gzip
-        import io
+    from hekacli.logfiles import open_binary
 
-        raw = sys.stdin.buffer
-        head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-        src: Any = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
+    with open_binary(name) as src:
+        bar = None if name == "-" else _progress(progress, Path(name).stat().st_size, Path(name).name)
         fh = io.TextIOWrapper(src, encoding="utf-8", errors="backslashreplace", newline="\n")
-        with read_errors("<stdin>"):
-            yield from enumerate(fh, 1)
-        return
-    fh = open_text_lines(name)
-    size = Path(name).stat().st_size
-    bar = _progress(progress, size, Path(name).name)
-    try:
-        if bar is None:
-            with read_errors(name):
+        try:
+            if bar is None:
                 yield from enumerate(fh, 1)
-            return
-        raw = fh.buffer
-        base = getattr(raw, "fileobj", raw)
-        with read_errors(name):
+                return
+            base = getattr(src, "fileobj", src)  # (the file's own offset: a .gz is read compressed)
             for number, line in enumerate(fh, 1):
                 if number % 20000 == 0:
                     bar.update(bar.task_ids[0], completed=base.tell())
                 yield number, line
-    finally:
-        if bar is not None:
-            bar.stop()
-        fh.close()
+        finally:
+            if bar is not None:
+                bar.stop()
+            fh.detach()  # (the stream is open_binary's to close: stdin stays open)
 
 
 def _explain(decoder: Any, line: str | None) -> int:

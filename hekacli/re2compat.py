@@ -284,7 +284,8 @@ class _Parser:
         if self.i >= len(p) or p[self.i] != ")":
             raise self.fail("missing closing )")
         self.i += 1
-        return node
+        # a quantifier after the group applies to all of it, \Q..\E text included
+        return _unquote(node)
 
     def escape(self, flags: _Flags) -> object:
         p = self.p

@@ -27,7 +27,6 @@ rewrites match exactly the same text (argued piece by piece in `_assemble`).
 from __future__ import annotations
 
 import copy
-import gzip
 import io
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -37,8 +36,7 @@ from typing import Any
 
 import polars as pl
 
-from hekacli.errors import InputError
-from hekacli.logfiles import open_binary, read_bytes
+from hekacli.logfiles import open_binary
 from hekacli.message import Field, Message, ValueType
 from hekacli.ordered_map import ordered_map
 
@@ -196,8 +194,9 @@ class Decoder:
         return self._rows_to_frame(rows)
 
     def frame_file(self, path: str | Path) -> pl.DataFrame:
-        """Decode a whole file (``.gz`` transparently) with the bulk path."""
-        return self.frame(read_lines_series(path))
+        """Decode a whole file (``.gz`` transparently) with the bulk path: `frame_file_chunks`,
+        joined; rejects in `.rejects`."""
+        return self._joined(list(self.frame_file_chunks(path)))
 
     def frame_file_chunks(self, path: str | Path) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
         """A whole file (``.gz`` transparently; ``-``: stdin) decoded chunk by chunk, in order:
@@ -209,6 +208,13 @@ class Decoder:
         """`frame_file_chunks` for an open binary stream. This default gives it all as one chunk."""
         df = self.frame(lines_series_from_bytes(stream.read()))
         yield df, self.rejects if self.rejects is not None else _rejects_frame([], [], [])
+
+    def _joined(self, parts: list[tuple[pl.DataFrame, pl.DataFrame]]) -> pl.DataFrame:
+        """The rows of `parts` (rows, numbered rejects) joined in order; their rejects in `.rejects`."""
+        if not parts:  # an empty file
+            return self.frame([])
+        self.rejects = pl.concat([rej for _, rej in parts], how="vertical")
+        return pl.concat([df for df, _ in parts], how="vertical")
 
     def _rows_to_frame(self, rows: list[dict[str, Any]]) -> pl.DataFrame:
         schema = self.polars_schema()
@@ -369,22 +375,6 @@ def lines_series_from_bytes(data: bytes) -> pl.Series:
     if text.endswith("\n"):
         text = text[:-1]
     return pl.Series("line", text.split("\n"), dtype=pl.String)
-
-
-def read_lines_series(path: str | Path) -> pl.Series:
-    """All lines of a file as a polars Series (no trailing empty line)."""
-    return lines_series_from_bytes(read_bytes(path))
-
-
-def open_text_lines(path: str | Path) -> io.TextIOBase:
-    """Open a log for streaming, transparently gunzipping; undecodable bytes kept as ``\\xHH``."""
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - returned to the caller
-        magic = f.peek(2)[:2] if hasattr(f, "peek") else b""
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
-    raw: Any = gzip.GzipFile(fileobj=f) if magic == b"\x1f\x8b" else f
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", newline="\n")
 
 
 # =================================================================================================
@@ -748,10 +738,6 @@ class PatternDecoder(Decoder):
             df = lines.str.extract_groups(pattern).struct.unnest()
         return df.select(names)
 
-    def frame_file(self, path: str | Path) -> pl.DataFrame:
-        """Decode a whole file (``.gz`` transparently): `frame_file_chunks`, joined."""
-        return self._joined(list(self.frame_file_chunks(path)))
-
     def frame_stream_chunks(self, stream: Any) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
         """Decode a binary stream of log lines chunk by chunk, in order: (rows, rejects with line
         numbers from the start of the stream). Two threads decode at once (the scanner and polars
@@ -815,13 +801,6 @@ class PatternDecoder(Decoder):
             return df, rej, len(chunk)
 
         return self._joined(list(_numbered(ordered_map(one, range(-(-len(raw) // _CHUNK_ROWS)), _THREADS))))
-
-    def _joined(self, parts: list[tuple[pl.DataFrame, pl.DataFrame]]) -> pl.DataFrame:
-        """The rows of `parts` (rows, numbered rejects) joined in order; their rejects in `.rejects`."""
-        if not parts:  # an empty file
-            return self.frame([])
-        self.rejects = pl.concat([rej for _, rej in parts], how="vertical")
-        return pl.concat([df for df, _ in parts], how="vertical")
 
     def _kept_names(self, columns: Collection[str] | None) -> set[str] | None:
         """The record keys to compute for `columns` (None: all). A derived field needs its source

@@ -16,12 +16,12 @@ returning a ``rich.progress.Progress`` with one task, or None.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from hekacli.errors import OutputClosed, UsageError, read_errors
+from hekacli.errors import OutputClosed, UsageError
+from hekacli.logfiles import open_binary
 
 RejectFn = Callable[[str, int, str, Callable[[], str]], None]
 ProgressFactory = Callable[[int, str], Any] | None
@@ -74,7 +74,7 @@ class JsonlLines:
 
 
 def split_lines(data: bytes, final: bool) -> tuple[list[str], bytes]:
-    """Complete lines of `data` (decoded as `open_text_lines` does) and the unfinished rest."""
+    """Complete lines of `data` (UTF-8, undecodable bytes kept as ``\\xHH``) and the unfinished rest."""
     if final:
         complete, rest = data, b""
     else:
@@ -91,43 +91,28 @@ def split_lines(data: bytes, final: bool) -> tuple[list[str], bytes]:
 
 
 def blocks(name: str, progress: ProgressFactory = None) -> Iterator[tuple[bytes, list[str]]]:
-    """(bytes, lines) blocks of a file or stdin ('-'), gunzipping transparently; lines without newline."""
-    import gzip
-
-    from hekacli.parsers.core import open_text_lines
-
-    bar = None
-    if name == "-":
-        raw: Any = sys.stdin.buffer
-        head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-        src: Any = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
-        closer = None
-    else:
-        fh = open_text_lines(name)
-        src = fh.buffer
-        closer = fh.close
-        bar = progress(Path(name).stat().st_size, Path(name).name) if progress else None
-    base = getattr(src, "fileobj", src)
-    # read1: what is there (a pipe from `tail -f` is decoded as it comes, not once 1 MB arrived)
-    read = src.read1 if hasattr(src, "read1") else src.read
-    rest = b""
-    try:
-        while True:
-            with read_errors("<stdin>" if name == "-" else name):
+    """(bytes, lines) blocks of a file or stdin ('-'), gunzipping transparently; lines without newline.
+    A read error is a one-line InputError naming the file."""
+    with open_binary(name) as src:
+        bar = progress(Path(name).stat().st_size, Path(name).name) if progress and name != "-" else None
+        base = getattr(src, "fileobj", src)  # (the file's own offset: a .gz is read compressed)
+        # read1: what is there (a pipe from `tail -f` is decoded as it comes, not once 1 MB arrived)
+        read = src.read1 if hasattr(src, "read1") else src.read
+        rest = b""
+        try:
+            while True:
                 chunk = read(BLOCK_BYTES)
-            data = rest + chunk if rest else chunk
-            lines, rest = split_lines(data, final=not chunk)
-            if lines:
-                yield data[: len(data) - len(rest)], lines
+                data = rest + chunk if rest else chunk
+                lines, rest = split_lines(data, final=not chunk)
+                if lines:
+                    yield data[: len(data) - len(rest)], lines
+                if bar is not None:
+                    bar.update(bar.task_ids[0], completed=base.tell())
+                if not chunk:
+                    return
+        finally:
             if bar is not None:
-                bar.update(bar.task_ids[0], completed=base.tell())
-            if not chunk:
-                return
-    finally:
-        if bar is not None:
-            bar.stop()
-        if closer is not None:
-            closer()
+                bar.stop()
 
 
 def jobs_for(name: str) -> int:

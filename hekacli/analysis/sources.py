@@ -11,6 +11,7 @@ are kept (file, line number, text) so commands can report them.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import gzip
 import io
@@ -353,12 +354,12 @@ def load_log(
     from . import cache
 
     display = "<stdin>" if path == "-" else path
+    inputs = contextlib.ExitStack()  # (closed when decoding ends; stdin stays open)
     if path == "-":
-        stream: Any = sys.stdin.buffer
+        stream: Any = inputs.enter_context(open_binary(path))
         raw = None
-        if stream.peek(2)[:2] == GZIP_MAGIC:
-            stream = gzip.GzipFile(fileobj=stream, mode="rb")
-        head = stream.peek(65536)[:65536] if hasattr(stream, "peek") else b""
+        with read_errors(display):
+            head = stream.peek(65536)[:65536]
         size = None
     else:
         try:
@@ -390,12 +391,8 @@ def load_log(
             return _from_cache(entry, display, size, dname, on_progress)
         writer = cache.Writer(key)
     if path != "-":
-        try:
-            raw = open(path, "rb")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise InputError(f"cannot read: {exc.strerror or exc}", file=path) from exc
-        stream = gzip.GzipFile(fileobj=raw, mode="rb") if raw.read(2) == GZIP_MAGIC else raw
-        raw.seek(0)
+        stream = inputs.enter_context(open_binary(path))
+        raw = getattr(stream, "fileobj", stream)  # (the file's own offsets: a .gz is read compressed)
     frames: list[pl.DataFrame] = []
     raw_rejects: list[tuple[int, str, str]] = []
     n_rejected = 0
@@ -420,17 +417,12 @@ def load_log(
             first_line += n_lines
             if on_progress:
                 on_progress(consumed)
-    except (OSError, EOFError) as exc:
-        if writer is not None:
-            writer.abort()
-        raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", file=display) from exc
     except BaseException:
         if writer is not None:
             writer.abort()
         raise
     finally:
-        if raw is not None:
-            raw.close()
+        inputs.close()
     if frames:
         df = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     else:

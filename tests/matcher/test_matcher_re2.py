@@ -7,7 +7,7 @@ import re
 
 import pytest
 import re2
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from hekacli.re2compat import RegexSyntaxError, compile_re2, to_rust, translate
@@ -144,6 +144,9 @@ TEXTS = st.lists(st.text(alphabet=st.sampled_from(CHARS), max_size=8), min_size=
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pattern=regexes(), texts=TEXTS)
+# a quantifier after a group applies to all of it, \Q..\E text inside included (found by this test)
+@example(pattern="(\\Qa.\\E)*", texts=["", "a", "a.a.", "aa"])
+@example(pattern="^(?:\\Qab\\E){2}$", texts=["abab", "abb", "ab"])
 def test_translation_agrees_with_google_re2(pattern: str, texts: list[str]) -> None:
     assume(re2_valid(pattern))
     assume(pattern.count("(?P<g>") <= 1)
