@@ -34,7 +34,8 @@ def write_parquet_frames(frames: Iterable[pl.DataFrame], path: str) -> int:
     rows = [0]
     conformed = _conformed(first, stream, rows)
     display = path
-    path = os.path.realpath(path)  # (through a symlink: the link stays, its target is replaced)
+    if os.path.isfile(path):
+        path = os.path.realpath(path)  # (through a symlink: the link stays, its target is replaced)
     target = _staging_path(path)
     try:
         try:
@@ -59,7 +60,14 @@ def write_parquet_frames(frames: Iterable[pl.DataFrame], path: str) -> int:
                     if left == 0:
                         return
 
-            register_io_source(source, schema=first.schema).sink_parquet(target)
+            sink = register_io_source(source, schema=first.schema)
+            if target != path:
+                sink.sink_parquet(target)
+            else:
+                # a pipe or device: opened once, here (polars opens a path twice, and a reader
+                # of a pipe takes the first close for the end)
+                with open(target, "wb") as out:
+                    sink.sink_parquet(out)
         if target != path:
             if os.path.exists(path):
                 shutil.copymode(path, target)  # (a file replaced keeps its permissions)

@@ -5,6 +5,7 @@ their file line numbers, and a failure midway leaves what was at the output path
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import threading
@@ -92,6 +93,17 @@ def test_decode_parquet_failure_midway_keeps_the_old_output(tmp_path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["access.log", "out.parquet"]  # no part file left
 
 
+def test_decode_parquet_to_dev_stdout_into_a_pipe(tmp_path):
+    """`-o /dev/stdout | …`: no rename is possible there; written in place, opened once."""
+    log = tmp_path / "access.log"
+    log.write_text("".join(_log_lines(500)))
+    r = run_heka("decode", "nginx", log, "-f", "parquet", "-o", "/dev/stdout", "--allow-rejects")
+    assert r.returncode == 0, r.stderr
+    want = tmp_path / "want.parquet"
+    assert run_heka("decode", "nginx", log, "-f", "parquet", "-o", want, "--allow-rejects").returncode == 0
+    assert pl.read_parquet(io.BytesIO(r.stdout)).equals(pl.read_parquet(want))
+
+
 def test_decode_parquet_to_an_unwritable_place_names_the_output(tmp_path):
     log = tmp_path / "access.log"
     log.write_text("".join(_log_lines(10)))
@@ -176,8 +188,6 @@ def test_write_parquet_frames_into_a_pipe(tmp_path):
     frames = _frames(4)
     write_parquet_frames(frames, str(fifo))  # a pipe cannot be renamed over: written in place
     reader.join(10)
-    import io
-
     assert pl.read_parquet(io.BytesIO(got[0])).equals(pl.concat(frames))
     assert fifo.is_fifo()
 
